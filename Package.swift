@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+// Tandem: a WebSocket-first collaborative workspace server.
+// The product links no SwiftNIO; peers for benchmarks live in Benchmarks/ (its own package).
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Tandem",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tandem", targets: ["tandem"]),
+        .executable(name: "tandem-autobahn-client", targets: ["tandem-autobahn-client"]),
+        .library(name: "TandemWebSocket", targets: ["TandemWebSocket"]),
+        .library(name: "TandemServer", targets: ["TandemServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries and the small system shim.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "CTandemSystem"),
+
+        // Pure value-type libraries: no sockets, no clocks.
+        .target(name: "TandemCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "TandemWebSocket", dependencies: ["TandemCrypto", "TandemHTTP", "CZlib"], swiftSettings: strict),
+        .target(name: "TandemHTTP", swiftSettings: strict),
+        .target(name: "TandemConfig", swiftSettings: strict),
+
+        // The event loop and transports (TCP, TLS).
+        .target(
+            name: "TandemLoop",
+            dependencies: ["CTandemSystem", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+
+        // HTTP/1.1 + WebSocket server and client on the loop.
+        .target(
+            name: "TandemServer",
+            dependencies: [
+                "TandemLoop", "TandemHTTP", "TandemWebSocket", "TandemConfig", "TandemCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
+        .executableTarget(
+            name: "tandem",
+            dependencies: [
+                "TandemServer", "TandemConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "tandem-autobahn-client",
+            dependencies: ["TandemServer", "TandemWebSocket"],
+            swiftSettings: strict),
+
+        .testTarget(name: "TandemCryptoTests", dependencies: ["TandemCrypto"]),
+        .testTarget(name: "TandemWebSocketTests", dependencies: ["TandemWebSocket", "TandemHTTP"]),
+        .testTarget(name: "TandemHTTPTests", dependencies: ["TandemHTTP"]),
+        .testTarget(name: "TandemConfigTests", dependencies: ["TandemConfig"]),
+        .testTarget(
+            name: "TandemIntegrationTests",
+            dependencies: ["TandemServer", "TandemLoop", "TandemWebSocket", "TandemConfig"]),
+    ]
+)

@@ -1,0 +1,66 @@
+#ifndef CTANDEM_SYSTEM_H
+#define CTANDEM_SYSTEM_H
+// Thin, prefixed wrappers over Linux system calls whose C declarations do not
+// import cleanly into Swift (packed structs, macros, enum-typed constants).
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct {
+    uint32_t events;
+    uint64_t data;
+} ctandem_event;
+
+extern const uint32_t CTANDEM_EPOLLIN;
+extern const uint32_t CTANDEM_EPOLLOUT;
+extern const uint32_t CTANDEM_EPOLLRDHUP;
+extern const uint32_t CTANDEM_EPOLLERR;
+extern const uint32_t CTANDEM_EPOLLHUP;
+extern const uint32_t CTANDEM_EPOLLET;
+
+int ctandem_epoll_create(void);
+int ctandem_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+int ctandem_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
+int ctandem_epoll_del(int epfd, int fd);
+/// Waits like epoll_wait and copies the packed kernel structs into `out`.
+int ctandem_epoll_wait(int epfd, ctandem_event *out, int max, int timeout_ms);
+
+int ctandem_eventfd(void);
+int ctandem_eventfd_signal(int fd);
+int ctandem_eventfd_drain(int fd);
+
+/// Creates a non-blocking, close-on-exec listening socket bound to host:port.
+/// Returns the fd or -errno. `host` is a numeric IPv4 or IPv6 address.
+int ctandem_listen(const char *host, int port, int backlog, int reuseport, int *bound_port);
+/// accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC; returns fd or -errno. Writes the peer address
+/// as text into `peer` (at least 64 bytes).
+int ctandem_accept(int fd, char *peer, int peerlen);
+/// Starts a non-blocking connect to a numeric host; returns fd or -errno. `*in_progress` is
+/// set when the connect has not completed yet.
+int ctandem_connect(const char *host, int port, int *in_progress);
+/// Resolves a host name to a numeric address string (first result). Returns 0 or -1.
+int ctandem_resolve(const char *host, char *out, int outlen);
+/// SO_ERROR of a socket (for a finished non-blocking connect).
+int ctandem_socket_error(int fd);
+int ctandem_set_nodelay(int fd);
+int ctandem_shutdown_write(int fd);
+
+/// read/writev returning -errno on failure, retrying EINTR.
+ssize_t ctandem_read(int fd, void *buf, size_t len);
+ssize_t ctandem_writev(int fd, const struct iovec *iov, int iovcnt);
+ssize_t ctandem_write(int fd, const void *buf, size_t len);
+int ctandem_close(int fd);
+
+/// Monotonic clock in nanoseconds.
+uint64_t ctandem_now_ns(void);
+/// Ignores SIGPIPE process-wide (writes to closed sockets return EPIPE instead).
+void ctandem_ignore_sigpipe(void);
+int ctandem_iov_max(void);
+/// Raises RLIMIT_NOFILE's soft limit to its hard limit; returns the new soft limit.
+long ctandem_raise_nofile(void);
+int ctandem_set_thread_name(const char *name);
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (threads created later inherit it).
+void ctandem_block_signals(void);
+/// Waits for one of the blocked signals; returns its number.
+int ctandem_wait_signal(void);
+#endif
