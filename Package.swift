@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "tandem", targets: ["tandem"]),
         .executable(name: "tandem-autobahn-client", targets: ["tandem-autobahn-client"]),
         .library(name: "TandemWebSocket", targets: ["TandemWebSocket"]),
+        .library(name: "TandemHTTP", targets: ["TandemHTTP"]),
         .library(name: "TandemServer", targets: ["TandemServer"]),
     ],
     dependencies: [

@@ -186,7 +186,7 @@ public final class Loop {
                 if let target = registrations[ev.data] { target.ready(events: ev.events) }
             }
             flushPending()
-            timers.fireDue(now: monotonicNanos())
+            for cb in timers.takeDue(now: monotonicNanos()) { cb() }
         }
         for t in handle.markStopped() { t(self) }
         for cb in stopCallbacks { cb() }
@@ -264,11 +264,15 @@ struct TimerHeap {
         }
     }
 
-    mutating func fireDue(now: UInt64) {
+    /// Removes and returns the callbacks that are due; the caller runs them, so that a callback
+    /// may schedule or cancel timers without overlapping access to the heap.
+    mutating func takeDue(now: UInt64) -> [() -> Void] {
+        var due: [() -> Void] = []
         while let top = heap.first, top.deadline <= now {
             popTop()
-            if let cb = callbacks.removeValue(forKey: top.id) { cb() }
+            if let cb = callbacks.removeValue(forKey: top.id) { due.append(cb) }
         }
+        return due
     }
 }
 
