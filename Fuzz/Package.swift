@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // libFuzzer targets for Tandem's parsers. Built by scripts/fuzz.sh with
-// `-sanitize=fuzzer,address -parse-as-library`; not part of the product build.
+// `-sanitize=fuzzer,address`; not part of the product build.
 import PackageDescription
 
 let package = Package(

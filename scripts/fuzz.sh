@@ -20,7 +20,7 @@ seed_dir() { case "$1" in FuzzFrameDecoder) echo frame ;; FuzzHTTPParser) echo h
 
 echo "fuzz: building (release, -sanitize=fuzzer,address)" >&2
 swift build -c release --package-path Fuzz --scratch-path "$SCRATCH" \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >&2
+  -Xswiftc -sanitize=fuzzer,address >&2
 
 passed=0; failed=0
 mkdir -p "$SCRATCH/artifacts"

@@ -3,12 +3,16 @@
 // is on. Checks: no crash, no message over the limit, every delivered text message is UTF-8.
 import TandemWebSocket
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size >= 2 else { return 0 }
     let chunk = Int(data[0]) % 64 + 1
     let deflate = data[1] & 1 == 1
-    let bytes = UnsafeBufferPointer(start: data + 2, count: size - 2)
+    let bytes = UnsafeRawBufferPointer(start: data + 2, count: size - 2)
     var decoder = WebSocketFrameDecoder(expectMasked: data[1] & 2 == 0, maxFrameSize: 1 << 16)
     decoder.allowRSV1 = deflate
     let codec = deflate ? PerMessageDeflateCodec(parameters: .init(), configuration: .init()) : nil
@@ -38,3 +42,16 @@ public func fuzzFrameDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     }
     return 0
 }
+
+// SwiftPM gives every executable its own entry point, so libFuzzer's main is not used; start the
+// fuzzer through its driver API instead.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+var fuzzArgc = CommandLine.argc
+var fuzzArgv = CommandLine.unsafeArgv
+exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv, fuzzFrameDecoder))

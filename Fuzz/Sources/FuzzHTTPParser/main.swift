@@ -2,6 +2,10 @@
 // bodies never exceed the limit, every head has a method and a target.
 import TandemHTTP
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHTTPParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size >= 1 else { return 0 }
@@ -11,7 +15,7 @@ public func fuzzHTTPParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     limits.maxHeaderBytes = 2048
     limits.maxRequestLine = 512
     var parser = HTTPRequestParser(limits: limits)
-    let bytes = UnsafeBufferPointer(start: data + 1, count: size - 1)
+    let bytes = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
     var offset = 0
     var body = 0
     while offset < bytes.count {
@@ -37,3 +41,16 @@ public func fuzzHTTPParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     return 0
 }
+
+// SwiftPM gives every executable its own entry point, so libFuzzer's main is not used; start the
+// fuzzer through its driver API instead.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+var fuzzArgc = CommandLine.argc
+var fuzzArgv = CommandLine.unsafeArgv
+exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv, fuzzHTTPParser))
