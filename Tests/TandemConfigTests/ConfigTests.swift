@@ -74,3 +74,32 @@ import TandemConfig
         #expect(names["limits.maxFrameSize"] == "TANDEM_LIMITS_MAX_FRAME_SIZE")
     }
 }
+
+@Suite struct ShippedConfigTests {
+    /// config/tandem.toml documents every setting with its built-in default.
+    @Test func shippedConfigEqualsTheDefaultsAndNamesEverySetting() throws {
+        let root = String(#filePath).split(separator: "/").dropLast(3).joined(separator: "/")
+        let text = try #require(readText("/" + root + "/config/tandem.toml"))
+        let values = try TOMLSubset.parse(text)
+        var c = TandemConfiguration()
+        try c.apply(values, source: "config/tandem.toml")
+        #expect(c == TandemConfiguration())
+        #expect(Set(values.keys) == Set(TandemConfiguration.keys.map(\.name)))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+func readText(_ path: String) -> String? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
