@@ -191,7 +191,10 @@ for p in "${SELECTED[@]}"; do
   ENTRIES+=("$p=exec $(q "$TOOLS/peers/run.sh") $p \$PORT")
 done
 
-busy="$(pgrep -x 'swift-build|swift-frontend|wsbench' | wc -l || true)"
+busy=0
+for name in swift-build swift-frontend wsbench; do  # pgrep -x: names of at most 15 characters
+  busy=$((busy + $(pgrep -cx "$name" || true)))
+done
 [ "$busy" = 0 ] || log "note: $busy swift-build/swift-frontend/wsbench processes are running; figures will be noisier"
 
 CMD=("$TOOLS/wsbench/compare" --runs "$RUNS" --duration "$DURATION" --scenarios "$SCENARIOS"

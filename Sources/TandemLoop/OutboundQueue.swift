@@ -25,7 +25,7 @@ struct OutboundQueue {
     private var head = 0
     /// Bytes waiting to be written.
     private(set) var byteCount = 0
-    static let chunkSize = 16 * 1024
+    static let chunkSize = 64 * 1024
 
     var isEmpty: Bool { byteCount == 0 }
 

@@ -51,24 +51,42 @@ public struct WebSocketFrameDecoder: Sendable {
     /// Decodes every complete frame in `pending + input`, appending them to `out`. Returns the
     /// protocol error that stopped decoding, if any; frames before it are still in `out`.
     public mutating func decode(_ input: UnsafeRawBufferPointer, into out: inout [Output]) -> WebSocketProtocolError? {
-        if pending.isEmpty {
-            var offset = 0
-            let (consumed, error) = decodeFrames(input, into: &out)
-            offset = consumed
-            if error == nil && offset < input.count {
-                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[offset...]))
-                reportPartial(into: &out)
+        var input = input
+        if !pending.isEmpty {
+            // Complete the frame that straddles reads by moving over only the bytes it still
+            // needs; everything after it is parsed in place, so large frames are copied once.
+            while !pending.isEmpty && !input.isEmpty {
+                let parsed = pending.withUnsafeBytes { p in Result { () throws(WebSocketProtocolError) -> Step in try parseFrame(p) } }
+                guard case .success(let step) = parsed else {
+                    if case .failure(let e) = parsed { return e }
+                    return nil
+                }
+                let want: Int
+                switch step {
+                case .needMore(let h?): want = h.headerLength + h.payloadLength - pending.count
+                case .needMore(nil): want = min(14, input.count)  // the header is still incomplete
+                case .frame: want = 0
+                }
+                let take = min(want, input.count)
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[0..<take]))
+                input = UnsafeRawBufferPointer(rebasing: input[take...])
+                let (consumed, error) = pending.withUnsafeBytes { decodeFrames($0, into: &out) }
+                if let error { return error }
+                if consumed > 0 {
+                    pending.removeSubrange(0..<consumed)
+                    if pending.isEmpty { pending = [] }
+                }
             }
-            return error
+            if !pending.isEmpty {
+                reportPartial(into: &out)
+                return nil
+            }
         }
-        pending.append(contentsOf: input)
-        let (consumed, error) = pending.withUnsafeBytes { decodeFrames($0, into: &out) }
-        if consumed == pending.count {
-            pending.removeAll(keepingCapacity: pending.capacity <= 4096)
-        } else if consumed > 0 {
-            pending.removeSubrange(0..<consumed)
+        let (consumed, error) = decodeFrames(input, into: &out)
+        if error == nil && consumed < input.count {
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[consumed...]))
+            reportPartial(into: &out)
         }
-        if error == nil { reportPartial(into: &out) }
         return error
     }
 

@@ -82,6 +82,31 @@ func encode(_ opcode: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, rsv
         }
     }
 
+    @Test func randomFrameStreamsInRandomChunks() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var expected: [[UInt8]] = []
+            var bytes: [UInt8] = []
+            for _ in 0..<Int.random(in: 1...12, using: &rng) {
+                let n = [0, 1, 125, 126, 300, 65535, 65536, 70000][Int.random(in: 0..<8, using: &rng)]
+                let p = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                expected.append(p)
+                bytes += encode(.binary, p, mask: UInt32.random(in: 0...UInt32.max, using: &rng))
+            }
+            var d = WebSocketFrameDecoder(expectMasked: true, maxFrameSize: 1 << 20)
+            var out: [WebSocketFrameDecoder.Output] = []
+            var i = 0
+            while i < bytes.count {
+                let n = min(bytes.count - i, Int.random(in: 1...20_000, using: &rng))
+                #expect(d.decode(Array(bytes[i..<i + n]), into: &out) == nil)
+                i += n
+            }
+            let got = out.compactMap { if case .frame(let f) = $0 { return f.payload } else { return nil } }
+            #expect(got == expected)
+            #expect(d.bufferedByteCount == 0)
+        }
+    }
+
     @Test func maskingMatchesByteWiseReference() {
         for offset in 0..<4 {
             for length in [0, 1, 3, 7, 8, 9, 15, 16, 17, 100] {
