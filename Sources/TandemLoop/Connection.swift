@@ -120,7 +120,7 @@ public final class Connection: Selectable {
     /// Queues bytes; they go out at the end of the loop iteration.
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard state == .active || state == .closing else { return }
-        if tls != nil { tlsPlain.append(bytes) } else { outbound.append(bytes) }
+        if tls != nil { tlsPlain.append(bytes, pool: loop.chunkPool) } else { outbound.append(bytes, pool: loop.chunkPool) }
         didQueue()
     }
 
@@ -131,10 +131,10 @@ public final class Connection: Selectable {
     public func withOutputBuffer(maxCount: Int, _ body: (UnsafeMutableRawPointer) -> Int) {
         guard state == .active || state == .closing else { return }
         if tls != nil {
-            let p = tlsPlain.reserve(maxCount)
+            let p = tlsPlain.reserve(maxCount, pool: loop.chunkPool)
             tlsPlain.commit(body(p))
         } else {
-            let p = outbound.reserve(maxCount)
+            let p = outbound.reserve(maxCount, pool: loop.chunkPool)
             outbound.commit(body(p))
         }
         didQueue()
@@ -159,7 +159,7 @@ public final class Connection: Selectable {
         if let tls {
             if tls.handshakeDone && !tlsPlain.isEmpty {
                 var failure: TLSError? = nil
-                tlsPlain.drain { chunk in
+                tlsPlain.drain(pool: loop.chunkPool) { chunk in
                     guard failure == nil else { return }
                     do throws(TLSError) { try tls.write(chunk) } catch { failure = error }
                 }
@@ -171,7 +171,7 @@ public final class Connection: Selectable {
             let n = outbound.fill(loop.iovecs, max: loop.iovMax)
             let w = ctandem_writev(fd, loop.iovecs, Int32(n))
             if w >= 0 {
-                outbound.consume(w)
+                outbound.consume(w, pool: loop.chunkPool)
                 bytesWritten += w
                 continue
             }
@@ -194,7 +194,7 @@ public final class Connection: Selectable {
 
     private func moveCiphertext() {
         guard let tls else { return }
-        tls.drainCiphertext({ outbound.append($0) }, scratch: loop.plainBuffer)
+        tls.drainCiphertext({ outbound.append($0, pool: loop.chunkPool) }, scratch: loop.plainBuffer)
     }
 
     private func scheduleFlushIfNeeded() {

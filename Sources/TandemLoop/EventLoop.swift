@@ -101,6 +101,8 @@ public final class Loop {
     /// Second buffer for TLS plaintext.
     let plainBuffer: UnsafeMutableRawBufferPointer
     let iovecs: UnsafeMutablePointer<iovec>
+    /// Output chunks reused across connections of this loop.
+    let chunkPool = ChunkPool()
     let iovMax: Int
     private var stopCallbacks: [() -> Void] = []
     /// Loop-local objects by name (per-loop services such as a broadcast hub).

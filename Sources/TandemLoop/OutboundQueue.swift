@@ -19,6 +19,30 @@ final class OutboundChunk {
     var room: Int { capacity - end }
 }
 
+/// Written-out chunks of the standard size, kept by the loop for the next write. Without it
+/// every flush freed a 64 KiB block and the next write faulted fresh pages in (glibc trims the
+/// heap top with madvise): measured as a doubling of server CPU for 16 KiB echoes.
+final class ChunkPool {
+    private var free: [OutboundChunk] = []
+    /// At most this many idle chunks per loop (4 MiB).
+    let limit = 64
+
+    func take(minimum: Int) -> OutboundChunk {
+        if minimum <= OutboundQueue.chunkSize, let c = free.popLast() { return c }
+        return OutboundChunk(capacity: max(OutboundQueue.chunkSize, minimum))
+    }
+
+    func give(_ c: OutboundChunk) {
+        guard c.capacity == OutboundQueue.chunkSize, free.count < limit else { return }
+        c.start = 0
+        c.end = 0
+        free.append(c)
+    }
+}
+
+@available(*, unavailable)
+extension ChunkPool: Sendable {}
+
 /// The queue itself. Owned by one connection, confined to its loop.
 struct OutboundQueue {
     private(set) var chunks: [OutboundChunk] = []
@@ -30,11 +54,11 @@ struct OutboundQueue {
     var isEmpty: Bool { byteCount == 0 }
 
     /// Reserves `count` contiguous bytes at the tail; the writer fills them and calls ``commit(_:)``.
-    mutating func reserve(_ count: Int) -> UnsafeMutableRawPointer {
+    mutating func reserve(_ count: Int, pool: ChunkPool) -> UnsafeMutableRawPointer {
         if let last = chunks.last, head < chunks.count, last.room >= count {
             return last.base + last.end
         }
-        let c = OutboundChunk(capacity: max(Self.chunkSize, count))
+        let c = pool.take(minimum: count)
         chunks.append(c)
         return c.base
     }
@@ -45,9 +69,9 @@ struct OutboundQueue {
         byteCount += count
     }
 
-    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+    mutating func append(_ bytes: UnsafeRawBufferPointer, pool: ChunkPool) {
         guard bytes.count > 0 else { return }
-        let p = reserve(bytes.count)
+        let p = reserve(bytes.count, pool: pool)
         p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         commit(bytes.count)
     }
@@ -67,8 +91,8 @@ struct OutboundQueue {
         return n
     }
 
-    /// Marks `count` bytes as written, releasing finished chunks.
-    mutating func consume(_ count: Int) {
+    /// Marks `count` bytes as written, returning finished chunks to the pool.
+    mutating func consume(_ count: Int, pool: ChunkPool) {
         var left = count
         byteCount -= count
         while left > 0 {
@@ -78,22 +102,24 @@ struct OutboundQueue {
             left -= take
             if c.count == 0 { head += 1 }
         }
-        while head < chunks.count && chunks[head].count == 0 && chunks[head].room == 0 { head += 1 }
         if byteCount == 0 {
+            for c in chunks { pool.give(c) }
             chunks.removeAll(keepingCapacity: false)
             head = 0
         } else if head > 16 {
+            for c in chunks[0..<head] { pool.give(c) }
             chunks.removeFirst(head)
             head = 0
         }
     }
 
     /// Moves every pending byte out through `body` (used to feed TLS), then empties the queue.
-    mutating func drain(_ body: (UnsafeRawBufferPointer) -> Void) {
+    mutating func drain(pool: ChunkPool, _ body: (UnsafeRawBufferPointer) -> Void) {
         for i in head..<chunks.count {
             let c = chunks[i]
             if c.count > 0 { body(UnsafeRawBufferPointer(start: c.base + c.start, count: c.count)) }
         }
+        for c in chunks { pool.give(c) }
         chunks.removeAll(keepingCapacity: false)
         head = 0
         byteCount = 0

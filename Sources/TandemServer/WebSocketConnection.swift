@@ -270,10 +270,12 @@ public final class WebSocketConnection: ConnectionHandler {
 
     // MARK: Keepalive
 
-    private func schedulePing() {
-        let interval = options.pingIntervalNanos
-        guard interval > 0 || options.idleTimeoutNanos > 0 else { return }
-        let tick = interval > 0 ? min(interval, options.idleTimeoutNanos > 0 ? options.idleTimeoutNanos : interval) : options.idleTimeoutNanos
+    /// One timer per connection drives keepalive and the idle timeout. It fires every ping
+    /// interval (or idle timeout, whichever is shorter), and a pong timeout after a ping.
+    private func schedulePing(after override: UInt64? = nil) {
+        let interval = options.pingIntervalNanos, idle = options.idleTimeoutNanos
+        guard interval > 0 || idle > 0 else { return }
+        let tick = override ?? (interval > 0 && idle > 0 ? min(interval, idle) : max(interval, idle))
         pingTimer = connection.loop.schedule(afterNanos: tick) { [weak self] in self?.pingTick() }
     }
 
@@ -292,6 +294,8 @@ public final class WebSocketConnection: ConnectionHandler {
         if options.pingIntervalNanos > 0 && pingSentAt == 0 && now - lastReceived >= options.pingIntervalNanos {
             pingSentAt = now
             ping()
+            schedulePing(after: min(options.pingTimeoutNanos, options.pingIntervalNanos))
+            return
         }
         schedulePing()
     }
