@@ -4,7 +4,7 @@
 # usage: scripts/bench-deflate.sh [RUNS] [DURATION]       (defaults 3 and 5)
 # Runs tandem-loadgen (Tandem's own client, pinned to CPU 1) against each server (pinned to CPU 0),
 # interleaving servers within each round, for two shapes: 10 connections x 4 in flight of 1 KiB
-# JSON-like text, and 100 x 1 of 16 KiB. Then memory: 1000 compressed connections, each having
+# and 100 x 1 of 16 KiB, the messages being slices of Tandem's Swift sources. Then memory: 1000 compressed connections, each having
 # exchanged one message, held open; reports server RSS growth per connection.
 # Prints one JSON line per run and a median table. Needs: .build/release/tandem and
 # .build/release/tandem-loadgen (swift build -c release --product ...), node with Debian's node-ws.
@@ -17,6 +17,8 @@ for b in .build/release/tandem "$LOADGEN"; do [ -x "$b" ] || { echo "missing $b:
 dpkg-query -W -f='${Status}' node-ws 2>/dev/null | grep -q "ok installed" || { apt-get update -qq && apt-get install -y -qq node-ws >/dev/null; }
 export NODE_PATH=/usr/share/nodejs
 OUT=.build/bench/deflate; mkdir -p "$OUT"; RESULTS="$OUT/results.jsonl"; : > "$RESULTS"
+# The messages: slices of Tandem's own Swift sources (what a co-editing session sends around).
+CORPUS="$OUT/corpus.txt"; cat Sources/*/*.swift > "$CORPUS"
 
 start_server() {  # name port -> pid
   case "$1" in
@@ -41,7 +43,7 @@ for shape in "10 4 1024" "100 1 16384"; do
     order=("${SERVERS[@]}"); [ $((r % 2)) = 0 ] && order=(node-ws tandem)
     for s in "${order[@]}"; do
       cpu0=$(awk '{print $14+$15}' "/proc/${PID[$s]}/stat")
-      line=$(taskset -c 1 "$LOADGEN" "ws://127.0.0.1:${PORT[$s]}$(path_for "$s")" --connections "$1" --inflight "$2" --size "$3" --duration "$DURATION" --deflate)
+      line=$(taskset -c 1 "$LOADGEN" "ws://127.0.0.1:${PORT[$s]}$(path_for "$s")" --connections "$1" --inflight "$2" --size "$3" --duration "$DURATION" --deflate --corpus "$CORPUS")
       cpu1=$(awk '{print $14+$15}' "/proc/${PID[$s]}/stat")
       echo "{\"server\":\"$s\",\"shape\":\"c$1d$2s$3\",\"server_cpu_ticks\":$((cpu1 - cpu0)),\"run\":$line}" | tee -a "$RESULTS"
     done
@@ -56,7 +58,7 @@ for s in "${SERVERS[@]}"; do
   sleep 0.5
   before=$(rss_kb "${PID[$s]}")
   fifo=$(mktemp -u); mkfifo "$fifo"
-  taskset -c 1 "$LOADGEN" "ws://127.0.0.1:${PORT[$s]}$(path_for "$s")" --connections 1000 --inflight 1 --size 1024 --duration 1 --warmup 2 --deflate --hold <"$fifo" >"$OUT/hold-$s.json" &
+  taskset -c 1 "$LOADGEN" "ws://127.0.0.1:${PORT[$s]}$(path_for "$s")" --connections 1000 --inflight 1 --size 1024 --duration 1 --warmup 2 --deflate --corpus "$CORPUS" --hold <"$fifo" >"$OUT/hold-$s.json" &
   lg=$!
   exec 4>"$fifo"
   sleep 5

@@ -25,6 +25,8 @@ struct Options {
     var warmup = 1.0
     var deflate = true
     var hold = false
+    /// A text file whose slices become the messages (non-ASCII bytes replaced by '?').
+    var corpus: String? = nil
 }
 
 func parseOptions() -> Options {
@@ -40,8 +42,9 @@ func parseOptions() -> Options {
         case "--deflate": o.deflate = true
         case "--no-deflate": o.deflate = false
         case "--hold": o.hold = true
+        case "--corpus": o.corpus = args.popFirst()
         case "-h", "--help":
-            print("usage: tandem-loadgen URL [--connections C] [--inflight D] [--size BYTES] [--duration S] [--warmup S] [--deflate|--no-deflate] [--hold]")
+            print("usage: tandem-loadgen URL [--connections C] [--inflight D] [--size BYTES] [--duration S] [--warmup S] [--deflate|--no-deflate] [--hold] [--corpus FILE]")
             exit(0)
         default: o.url = a
         }
@@ -149,7 +152,18 @@ guard let url = WebSocketURL(options.url) else {
 }
 let group = try EventLoopGroup(count: 1, logger: Logger(label: "loadgen"))
 let stats = Stats()
-let payloads = (0..<64).map { makePayload(size: options.size, seed: $0) }
+let payloads: [[UInt8]] = {
+    guard let path = options.corpus else { return (0..<64).map { makePayload(size: options.size, seed: $0) } }
+    guard let text = readWholeFile(path), text.count > options.size else {
+        FileHandleStderr.write("tandem-loadgen: corpus \(path) missing or smaller than --size\n")
+        exit(2)
+    }
+    let ascii = text.map { $0 < 0x80 ? $0 : UInt8(ascii: "?") }
+    return (0..<64).map { i in
+        let start = (i * 7919) % (ascii.count - options.size)
+        return Array(ascii[start..<start + options.size])
+    }
+}()
 var wsOptions = WebSocketOptions()
 wsOptions.deflate.enabled = options.deflate
 wsOptions.pingIntervalNanos = 0
