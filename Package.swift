@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "TandemWebSocket", dependencies: ["TandemCrypto", "TandemHTTP", "CZlib"], swiftSettings: hotPath),
         .target(name: "TandemHTTP", swiftSettings: strict),
         .target(name: "TandemConfig", swiftSettings: strict),
+        // The audit log: keyed digests only, hash chain, signed Merkle checkpoints, on SQLite.
+        .target(name: "TandemAudit", dependencies: ["CSQLite", "COpenSSL", "TandemCrypto"], swiftSettings: strict),
 
         // The event loop and transports (TCP, TLS).
         .target(
@@ -59,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "tandem",
             dependencies: [
-                "TandemServer", "TandemConfig",
+                "TandemServer", "TandemConfig", "TandemAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -75,6 +77,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "TandemCryptoTests", dependencies: ["TandemCrypto"]),
+        .testTarget(name: "TandemAuditTests", dependencies: ["TandemAudit", "TandemCrypto"]),
         .testTarget(name: "TandemWebSocketTests", dependencies: ["TandemWebSocket", "TandemHTTP"]),
         .testTarget(name: "TandemHTTPTests", dependencies: ["TandemHTTP"]),
         .testTarget(name: "TandemConfigTests", dependencies: ["TandemConfig"]),
