@@ -2,6 +2,7 @@
 public import TandemHTTP
 public import TandemLoop
 public import TandemWebSocket
+import TandemCrypto
 
 /// A complete request with its body.
 public struct HTTPRequest: Sendable {
@@ -38,23 +39,7 @@ public struct HTTPResponse: Sendable {
 }
 
 /// Escapes a string as a JSON string literal.
-public func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where u.value < 0x20:
-            let hex = String(u.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out + "\""
-}
+public func jsonString(_ s: String) -> String { JSONText.quote(s) }
 
 /// Answers one request, now or later, on the connection's loop. Calling it more than once, or
 /// after the connection closed, does nothing.

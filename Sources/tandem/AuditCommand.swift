@@ -309,21 +309,7 @@ private func makeScratchDirectory() -> String {
 }
 
 /// `rm -r` of the benchmark's scratch directory.
-private func removeTree(_ path: String) {
-    guard let d = opendir(path) else {
-        unlink(path)
-        return
-    }
-    while let ent = readdir(d) {
-        let name = withUnsafeBytes(of: ent.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        if name == "." || name == ".." { continue }
-        let child = path + "/" + name
-        var st = stat()
-        if lstat(child, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { removeTree(child) } else { unlink(child) }
-    }
-    closedir(d)
-    rmdir(path)
-}
+private func removeTree(_ path: String) { AuditFiles.removeTree(path) }
 
 /// Writes whole lines to stdout from several threads, each flushed at once (so a parent that
 /// kills this process has every line printed before the kill).

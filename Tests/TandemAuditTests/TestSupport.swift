@@ -16,21 +16,7 @@ func withTempDirectory<R>(_ body: (String) throws -> R) throws -> R {
 }
 
 /// `rm -rf` for a test directory.
-func removeTree(_ path: String) {
-    guard let d = opendir(path) else {
-        unlink(path)
-        return
-    }
-    while let ent = readdir(d) {
-        let name = withUnsafeBytes(of: ent.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        if name == "." || name == ".." { continue }
-        let child = path + "/" + name
-        var st = stat()
-        if lstat(child, &st) == 0, st.st_mode & S_IFMT == S_IFDIR { removeTree(child) } else { unlink(child) }
-    }
-    closedir(d)
-    rmdir(path)
-}
+func removeTree(_ path: String) { AuditFiles.removeTree(path) }
 
 /// A configuration in `dir` with small checkpoint intervals and a fixed, advancing clock.
 func testConfiguration(_ dir: String, checkpointEvery: UInt64 = 8) -> AuditLogConfiguration {
