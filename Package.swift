@@ -49,6 +49,15 @@ let package = Package(
             dependencies: ["CTandemSystem", "COpenSSL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPath),
 
+        // Workspace kernels: persistent interpreters in OCI containers, driven from the loop.
+        .target(
+            name: "TandemKernel",
+            dependencies: [
+                "TandemLoop", "TandemConfig", "TandemCrypto", "CTandemSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+
         // HTTP/1.1 + WebSocket server and client on the loop.
         .target(
             name: "TandemServer",
@@ -61,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "tandem",
             dependencies: [
-                "TandemServer", "TandemConfig", "TandemAudit",
+                "TandemServer", "TandemConfig", "TandemAudit", "TandemKernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -81,6 +90,7 @@ let package = Package(
         .testTarget(name: "TandemWebSocketTests", dependencies: ["TandemWebSocket", "TandemHTTP"]),
         .testTarget(name: "TandemHTTPTests", dependencies: ["TandemHTTP"]),
         .testTarget(name: "TandemConfigTests", dependencies: ["TandemConfig"]),
+        .testTarget(name: "TandemKernelTests", dependencies: ["TandemKernel", "TandemLoop", "TandemConfig"]),
         .testTarget(
             name: "TandemIntegrationTests",
             dependencies: ["TandemServer", "TandemLoop", "TandemWebSocket", "TandemConfig"]),

@@ -77,12 +77,59 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var format = "auto"
     }
 
+    /// Workspace kernels: persistent interpreters in containers (see docs/kernels.md).
+    public struct Kernels: Sendable, Equatable {
+        /// "oci": an OCI runtime (crun, runc) with namespaces, cgroups and seccomp. "unsafe-host":
+        /// the driver runs as a plain host process with no isolation (development only; loud).
+        public var backend = "oci"
+        /// The OCI runtime: a name on PATH or a path ("crun", or "runc" as the fallback).
+        public var runtime = "crun"
+        /// Directory of kernel specs (`NAME/kernel.json` + the driver).
+        public var specs = "config/kernels"
+        public var defaultKernel = "python3"
+        /// OCI seccomp profile (JSON); compiled to BPF once and cached in `stateDir`.
+        public var seccompProfile = "config/seccomp/tandem.json"
+        /// Bundles, the shared root skeleton, the runtime's state and the BPF cache.
+        public var stateDir = "/run/tandem"
+        /// cgroup directory under which each kernel gets its own (`/<cgroupParent>/<id>`).
+        public var cgroupParent = "tandem"
+        /// Container uid/gid 0 maps to this host id (65536 ids); the kernel runs as uid 1000.
+        public var uidBase = 100_000
+        /// Per kernel: memory including /tmp (no swap), processes and threads, CPU in percent of one core.
+        public var memoryMB = 512
+        public var pids = 128
+        public var cpuPercent = 100
+        /// Size of the kernel's /tmp (a tmpfs; it counts toward memoryMB).
+        public var tmpMB = 64
+        /// Disk a workspace may use; executions are refused while it is over (0 = unlimited).
+        public var diskQuotaMB = 1024
+        /// Kernels running at once on this host (pool containers included).
+        public var maxKernels = 32
+        /// Started containers kept waiting for a workspace, for fast first attach.
+        public var poolSize = 2
+        /// Seconds without executions after which a kernel is stopped.
+        public var idleTimeout = 1800.0
+        /// Resource samples per second pushed to watchers (0.1...10).
+        public var statsHz = 2.0
+        /// Largest code of one execution, in bytes.
+        public var maxCodeBytes = 1024 * 1024
+        /// Executions queued per kernel beyond the running one.
+        public var maxQueue = 64
+        /// Output a kernel may stream per second; beyond it output is dropped and the gap reported.
+        public var outputRateBytes = 4 * 1024 * 1024
+        /// Bytes of recent output each kernel keeps for replay to late joiners.
+        public var replayBytes = 256 * 1024
+        /// Seconds a one-shot run may take (hard timeout), at most.
+        public var runTimeout = 30.0
+    }
+
     public var server = Server()
     public var tls = TLS()
     public var limits = Limits()
     public var websocket = WebSocket()
     public var compression = Compression()
     public var log = Log()
+    public var kernels = Kernels()
 
     public init() {}
 
@@ -150,6 +197,17 @@ public struct TandemConfiguration: Sendable, Equatable {
         key("compression.level", \.compression.level), key("compression.noContextTakeover", \.compression.noContextTakeover),
         key("compression.minSize", \.compression.minSize),
         key("log.level", \.log.level), key("log.format", \.log.format),
+        key("kernels.backend", \.kernels.backend), key("kernels.runtime", \.kernels.runtime),
+        key("kernels.specs", \.kernels.specs), key("kernels.defaultKernel", \.kernels.defaultKernel),
+        key("kernels.seccompProfile", \.kernels.seccompProfile), key("kernels.stateDir", \.kernels.stateDir),
+        key("kernels.cgroupParent", \.kernels.cgroupParent), key("kernels.uidBase", \.kernels.uidBase),
+        key("kernels.memoryMB", \.kernels.memoryMB), key("kernels.pids", \.kernels.pids),
+        key("kernels.cpuPercent", \.kernels.cpuPercent), key("kernels.tmpMB", \.kernels.tmpMB),
+        key("kernels.diskQuotaMB", \.kernels.diskQuotaMB), key("kernels.maxKernels", \.kernels.maxKernels),
+        key("kernels.poolSize", \.kernels.poolSize), key("kernels.idleTimeout", \.kernels.idleTimeout),
+        key("kernels.statsHz", \.kernels.statsHz), key("kernels.maxCodeBytes", \.kernels.maxCodeBytes),
+        key("kernels.maxQueue", \.kernels.maxQueue), key("kernels.outputRateBytes", \.kernels.outputRateBytes),
+        key("kernels.replayBytes", \.kernels.replayBytes), key("kernels.runTimeout", \.kernels.runTimeout),
     ]
 
     /// Applies flat dotted settings; unknown keys and wrong types are errors that name the key.
@@ -189,6 +247,22 @@ public struct TandemConfiguration: Sendable, Equatable {
         try check(tls.certificate.isEmpty == tls.privateKey.isEmpty, "tls.certificate and tls.privateKey go together")
         try check(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(log.level), "log.level must be trace, debug, info, notice, warning, error or critical")
         try check(["auto", "text", "json"].contains(log.format), "log.format must be auto, text or json")
+        try check(["oci", "unsafe-host"].contains(kernels.backend), "kernels.backend must be oci or unsafe-host")
+        try check(kernels.memoryMB >= 32, "kernels.memoryMB must be at least 32")
+        try check(kernels.pids >= 8, "kernels.pids must be at least 8")
+        try check((1...6400).contains(kernels.cpuPercent), "kernels.cpuPercent must be 1...6400")
+        try check(kernels.tmpMB >= 1 && kernels.tmpMB < kernels.memoryMB, "kernels.tmpMB must be 1...memoryMB-1")
+        try check(kernels.diskQuotaMB >= 0, "kernels.diskQuotaMB must be 0 (unlimited) or positive")
+        try check(kernels.maxKernels >= 1, "kernels.maxKernels must be positive")
+        try check(kernels.poolSize >= 0 && kernels.poolSize <= kernels.maxKernels, "kernels.poolSize must be 0...maxKernels")
+        try check(kernels.idleTimeout > 0, "kernels.idleTimeout must be positive")
+        try check(kernels.statsHz >= 0.1 && kernels.statsHz <= 10, "kernels.statsHz must be 0.1...10")
+        try check(kernels.uidBase >= 1 && kernels.uidBase <= 4_294_901_759, "kernels.uidBase must leave room for 65536 ids")
+        try check(kernels.maxCodeBytes > 0 && kernels.maxQueue > 0, "kernels.maxCodeBytes and maxQueue must be positive")
+        try check(kernels.outputRateBytes >= 1024, "kernels.outputRateBytes must be at least 1024")
+        try check(kernels.replayBytes >= 0, "kernels.replayBytes must not be negative")
+        try check(kernels.runTimeout > 0, "kernels.runTimeout must be positive")
+        try check(!kernels.cgroupParent.isEmpty && !kernels.cgroupParent.contains(".."), "kernels.cgroupParent must be a plain relative path")
     }
 
     /// Loads the embedded defaults, then `file` (TOML, or JSON when it ends in `.json`), then

@@ -98,6 +98,9 @@ public final class Loop {
     var flushList: [Connection] = []
     /// Shared read buffer: every read lands here first, so idle connections hold no buffer.
     let readBuffer: UnsafeMutableRawBufferPointer
+    /// The shared read buffer for other readers on this loop (pipes): its contents are valid until
+    /// the reader returns to the loop, and nothing may keep a pointer into it.
+    public var scratchBuffer: UnsafeMutableRawBufferPointer { readBuffer }
     /// Second buffer for TLS plaintext.
     let plainBuffer: UnsafeMutableRawBufferPointer
     let iovecs: UnsafeMutablePointer<iovec>

@@ -13,7 +13,7 @@ struct Tandem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "A WebSocket-first collaborative workspace server.",
-        subcommands: [Serve.self, Version.self, ConfigCommand.self, AuditCommand.self])
+        subcommands: [Serve.self, Version.self, ConfigCommand.self, AuditCommand.self, KernelCommand.self])
 }
 
 struct Version: ParsableCommand {

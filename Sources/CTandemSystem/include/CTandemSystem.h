@@ -63,4 +63,35 @@ int ctandem_set_thread_name(const char *name);
 void ctandem_block_signals(void);
 /// Waits for one of the blocked signals; returns its number.
 int ctandem_wait_signal(void);
+
+// ---- Processes and namespaces (process.c) ----
+
+/// Spawns `path` with `argv`/`envp` (NULL-terminated). The child gets `nfds` descriptors:
+/// child fd i = parent fd `fds[i]` (-1 = /dev/null); every other descriptor is closed.
+/// The child starts a new session, unblocks all signals and restores default dispositions,
+/// enters the mount namespace `mntns_fd` first when it is >= 0, and changes to `cwd` when
+/// non-NULL. Returns the pid (> 0) and a pidfd in `*pidfd` (or -1 when pidfd_open is missing),
+/// or -errno, including the errno of a failed setns/chdir/execve in the child.
+int ctandem_spawn(const char *path, char *const argv[], char *const envp[],
+                  const int *fds, int nfds, int mntns_fd, const char *cwd, int *pidfd);
+/// pidfd_open(2); -errno on failure.
+int ctandem_pidfd_open(int pid);
+/// waitpid(pid, WNOHANG). Returns pid when reaped (with *exit_code = exit status or -1 and
+/// *term_signal = signal or 0), 0 when still running, -errno on failure.
+int ctandem_reap(int pid, int *exit_code, int *term_signal);
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphans of our children are re-parented to us.
+int ctandem_set_child_subreaper(void);
+/// pipe2 with O_CLOEXEC (and O_NONBLOCK on the ends flagged). fds[0] read end, fds[1] write end.
+int ctandem_pipe(int fds[2], int nonblock_read, int nonblock_write);
+/// Creates a mount namespace (a slave copy of ours) in which `unmount_path` is lazily unmounted,
+/// and returns a descriptor that keeps it alive (for setns). -errno on failure.
+int ctandem_mount_ns_without(const char *unmount_path);
+/// Mounts host directory `source` (a recursive bind, nosuid and nodev) at `target` inside the
+/// mount namespace of process `pid`, from a short-lived child: open_tree(OPEN_TREE_CLONE),
+/// mount_setattr, setns, move_mount. Returns 0 or -errno.
+int ctandem_attach_mount(const char *source, int pid, const char *target);
+/// pread into buf; -errno on failure.
+ssize_t ctandem_pread(int fd, void *buf, size_t len, long offset);
+/// Sets or clears O_NONBLOCK.
+int ctandem_set_nonblocking(int fd, int on);
 #endif

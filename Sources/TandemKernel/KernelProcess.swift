@@ -1,0 +1,300 @@
+// One running container with its driver, seen through its pipes: requests go to stdin, output
+// comes from stdout/stderr, protocol events from fd 3, death from the init's pidfd. It knows
+// nothing of workspaces, queues or subscribers; WorkspaceKernel drives it. Loop-confined.
+import CTandemSystem
+import TandemLoop
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a kernel process ended.
+public enum KernelExitCause: Sendable, Equatable, CustomStringConvertible {
+    /// The memory cgroup's OOM killer killed it.
+    case outOfMemory
+    case exited(ProcessExit)
+    /// We stopped it (shutdown, restart, idle, timeout).
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .outOfMemory: "killed: out of memory (the kernel's memory limit)"
+        case .exited(let e): e.description
+        case .stopped: "stopped"
+        }
+    }
+}
+
+final class KernelProcess {
+    /// Callbacks to the owner, all on the loop.
+    struct Delegate {
+        var output: (OutputStream, String) -> Void
+        var event: (DriverEvent) -> Void
+        var exited: (KernelExitCause) -> Void
+    }
+
+    let containerID: String
+    let spec: KernelSpec
+    private unowned let loop: Loop
+    private let backend: any ContainerBackend
+    private(set) var handle: ContainerHandle?
+    var delegate: Delegate?
+    /// Called once the container is gone (for the host's bookkeeping).
+    var onGone: (() -> Void)?
+    private(set) var ready = false
+    private var readyWaiters: [(Result<Void, KernelError>) -> Void] = []
+    private var watches: [FileDescriptorWatch] = []
+    private var exitWatch: ExitWatch?
+    private var stdinWatch: FileDescriptorWatch?
+    private var pendingInput: [UInt8] = []
+    private var events = LineSplitter(maxLine: 8 << 20)
+    /// Incomplete UTF-8 sequences held back at the end of a read, per stream.
+    private var carry: [OutputStream: [UInt8]] = [:]
+    private(set) var stats: CgroupStatsReader?
+    private var destroyed = false
+    private(set) var exitCause: KernelExitCause?
+    let startedAt = monotonicNanos()
+    private(set) var readyAt: UInt64 = 0
+
+    init(containerID: String, spec: KernelSpec, loop: Loop, backend: any ContainerBackend) {
+        self.containerID = containerID
+        self.spec = spec
+        self.loop = loop
+        self.backend = backend
+    }
+
+    /// Launches the container; `whenReady` runs once the driver has said `ready` (or failed).
+    func start(workspace: String?, limits: KernelLimits, whenReady: @escaping (Result<Void, KernelError>) -> Void) {
+        readyWaiters.append(whenReady)
+        let request = LaunchRequest(containerID: containerID, spec: spec, workspace: workspace, limits: limits)
+        backend.launch(request) { [self] result in
+            switch result {
+            case .failure(let e):
+                exitCause = .exited(ProcessExit(code: nil, signal: nil))
+                finishReady(.failure(e))
+                let gone = onGone
+                onGone = nil
+                gone?()
+            case .success(let h):
+                if destroyed {
+                    // Shut down while starting.
+                    handle = h
+                    teardown(cause: .stopped) {}
+                    return
+                }
+                attachPipes(h)
+            }
+        }
+    }
+
+    private func attachPipes(_ h: ContainerHandle) {
+        handle = h
+        if let cg = h.cgroup { stats = CgroupStatsReader(cg) }
+        do {
+            watches.append(try loop.watch(fd: h.stdout, events: Epoll.readable) { [unowned self] _ in readOutput(.stdout) })
+            watches.append(try loop.watch(fd: h.stderr, events: Epoll.readable) { [unowned self] _ in readOutput(.stderr) })
+            watches.append(try loop.watch(fd: h.events, events: Epoll.readable) { [unowned self] _ in readEvents() })
+        } catch {
+            finishReady(.failure(KernelError(.startFailed, "cannot watch the kernel's pipes: \(error)")))
+            teardown(cause: .stopped) {}
+            return
+        }
+        // Strong: the process object lives until its init has been reaped (no zombies).
+        exitWatch = ExitWatch(loop: loop, pid: h.pid, pidfd: h.pidfd) { [self] exit in processExited(exit) }
+    }
+
+    private func finishReady(_ r: Result<Void, KernelError>) {
+        let waiters = readyWaiters
+        readyWaiters = []
+        for w in waiters { w(r) }
+    }
+
+    // MARK: Input
+
+    func send(_ request: DriverRequest) {
+        guard let h = handle, !destroyed else { return }
+        pendingInput.append(contentsOf: request.line)
+        flushInput(h)
+    }
+
+    private func flushInput(_ h: ContainerHandle) {
+        while !pendingInput.isEmpty {
+            let n = pendingInput.withUnsafeBytes { ctandem_write(h.stdin, $0.baseAddress, $0.count) }
+            if n > 0 {
+                pendingInput.removeFirst(n)
+            } else if n == -Int(EAGAIN) {
+                if stdinWatch == nil {
+                    stdinWatch = try? loop.watch(fd: h.stdin, events: Epoll.writable) { [unowned self] _ in
+                        if let h = handle { flushInput(h) }
+                    }
+                }
+                return
+            } else {
+                pendingInput = []  // EPIPE: the driver is gone; its exit is reported separately.
+                break
+            }
+        }
+        stdinWatch?.cancel()
+        stdinWatch = nil
+    }
+
+    // MARK: Output
+
+    private func readOutput(_ stream: OutputStream) {
+        guard let h = handle else { return }
+        let fd = stream == .stdout ? h.stdout : h.stderr
+        let buf = loop.scratchBuffer
+        while true {
+            let n = ctandem_read(fd, buf.baseAddress, buf.count)
+            if n > 0 {
+                emitOutput(stream, UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+                if n < buf.count { return }
+            } else {
+                if n != -Int(EAGAIN) { stopWatching(fd) }
+                return
+            }
+        }
+    }
+
+    /// Reads whatever output is already in the pipes (before an execution's `done` is reported).
+    func drainOutput() {
+        readOutput(.stdout)
+        readOutput(.stderr)
+    }
+
+    private func emitOutput(_ stream: OutputStream, _ bytes: UnsafeRawBufferPointer) {
+        var data = carry[stream] ?? []
+        carry[stream] = nil
+        data.append(contentsOf: bytes)
+        let cut = utf8CompletePrefix(data)
+        if cut < data.count { carry[stream] = Array(data[cut...]) }
+        if cut > 0 { delegate?.output(stream, String(decoding: data[0..<cut], as: UTF8.self)) }
+    }
+
+    private func readEvents() {
+        guard let h = handle else { return }
+        let buf = loop.scratchBuffer
+        while true {
+            let n = ctandem_read(h.events, buf.baseAddress, buf.count)
+            if n > 0 {
+                for line in events.append(UnsafeRawBufferPointer(rebasing: buf[0..<n])) {
+                    guard let ev = DriverEvent.decode(line) else { continue }
+                    handleEvent(ev)
+                }
+                if events.overflowed {
+                    // A protocol violation (a line of megabytes on fd 3): the kernel cannot be trusted.
+                    stopWatching(h.events)
+                    backend.interrupt(h)
+                    return
+                }
+            } else {
+                if n != -Int(EAGAIN) { stopWatching(h.events) }
+                return
+            }
+        }
+    }
+
+    private func handleEvent(_ ev: DriverEvent) {
+        if case .ready = ev, !ready {
+            ready = true
+            readyAt = monotonicNanos()
+            finishReady(.success(()))
+            return
+        }
+        guard ready else { return }
+        drainOutput()
+        delegate?.event(ev)
+    }
+
+    private func stopWatching(_ fd: Int32) {
+        for w in watches where w.fd == fd { w.cancel() }
+    }
+
+    // MARK: Control
+
+    func interrupt() {
+        if let h = handle, !destroyed { backend.interrupt(h) }
+    }
+
+    func attach(workspace: String) throws(KernelError) {
+        guard let h = handle else { throw KernelError(.startFailed, "kernel not running") }
+        try backend.attach(h, workspace: workspace)
+    }
+
+    private func processExited(_ exit: ProcessExit) {
+        exitWatch = nil
+        drainOutput()
+        var cause = KernelExitCause.exited(exit)
+        if destroyed {
+            cause = .stopped
+        } else if let s = stats?.sample(now: monotonicNanos()), s.oomKills > 0 {
+            cause = .outOfMemory
+        }
+        teardown(cause: cause) {}
+    }
+
+    /// Kills and removes the container; `completion` runs once it is gone. Idempotent.
+    func destroy(completion: @escaping () -> Void) {
+        destroyed = true
+        guard handle != nil else {
+            // Still launching: `start`'s completion tears it down.
+            completion()
+            return
+        }
+        teardown(cause: .stopped, completion: completion)
+    }
+
+    private var tearingDown = false
+    private var teardownWaiters: [() -> Void] = []
+
+    private func teardown(cause: KernelExitCause, completion: @escaping () -> Void) {
+        teardownWaiters.append(completion)
+        guard !tearingDown else { return }
+        tearingDown = true
+        if exitCause == nil { exitCause = cause }
+        if !ready { finishReady(.failure(KernelError(.startFailed, "kernel \(cause) before it was ready"))) }
+        let reported = exitCause ?? cause
+        guard let h = handle else { return }
+        backend.destroy(h) { [self] in
+            for w in watches { w.cancel() }
+            watches = []
+            stdinWatch?.cancel()
+            stdinWatch = nil
+            stats?.close()
+            for fd in [h.stdin, h.stdout, h.stderr, h.events] { _ = ctandem_close(fd) }
+            let d = delegate
+            delegate = nil
+            d?.exited(reported)
+            let waiters = teardownWaiters
+            teardownWaiters = []
+            for w in waiters { w() }
+            let gone = onGone
+            onGone = nil
+            gone?()
+        }
+    }
+}
+
+@available(*, unavailable)
+extension KernelProcess: Sendable {}
+
+/// Output streams of a kernel.
+public enum OutputStream: String, Sendable {
+    case stdout, stderr
+}
+
+/// The length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence.
+func utf8CompletePrefix(_ bytes: [UInt8]) -> Int {
+    let n = bytes.count
+    var i = n - 1
+    var back = 0
+    while i >= 0 && back < 4 {
+        let b = bytes[i]
+        if b & 0xC0 != 0x80 {
+            let need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1
+            return back + 1 >= need ? n : i
+        }
+        i -= 1
+        back += 1
+    }
+    return n
+}
