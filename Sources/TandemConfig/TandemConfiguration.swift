@@ -121,6 +121,8 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var replayBytes = 256 * 1024
         /// Seconds a one-shot run may take (hard timeout), at most.
         public var runTimeout = 30.0
+
+        public init() {}
     }
 
     public var server = Server()

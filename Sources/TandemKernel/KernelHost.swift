@@ -30,6 +30,7 @@ final class KernelHost {
     private var counter = 0
     private var reaper: UInt64?
     private var diskChecks: [String: UInt64] = [:]
+    private var diskDeferred: Set<String> = []
     private var closing = false
     let limits: KernelLimits
     let scratchRoot: String
@@ -208,7 +209,17 @@ final class KernelHost {
     func checkDisk(_ k: WorkspaceKernel) {
         guard settings.diskQuotaMB > 0 else { return }
         let now = monotonicNanos()
-        if let last = diskChecks[k.workspaceID], now - last < 2_000_000_000 { return }
+        if let last = diskChecks[k.workspaceID], now - last < 2_000_000_000 {
+            // Checked recently: check again once the interval is over (one deferred check at most).
+            guard !diskDeferred.contains(k.workspaceID) else { return }
+            diskDeferred.insert(k.workspaceID)
+            loop.schedule(afterNanos: last + 2_000_000_000 - now) { [weak self, weak k] in
+                guard let self, let k else { return }
+                self.diskDeferred.remove(k.workspaceID)
+                self.checkDisk(k)
+            }
+            return
+        }
         diskChecks[k.workspaceID] = now
         let quota = Int64(settings.diskQuotaMB) << 20
         CapturedRun.start(["/usr/bin/du", "-s", "-x", "-B1", k.directory], loop: loop) { [weak k] exit, out, _ in

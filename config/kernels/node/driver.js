@@ -35,7 +35,7 @@ const path = require('path');
 const util = require('util');
 const vm = require('vm');
 const { Console } = require('console');
-const EventEmitter = require('events');
+const { Worker } = require('worker_threads');
 const { Writable } = require('stream');
 const { createRequire } = require('module');
 
@@ -111,28 +111,62 @@ const ctxGlobal = vm.runInContext('globalThis', ctx);
 ctxGlobal.global = ctxGlobal;
 const lexicalNames = new Set();    // top-level let/const/class names, for completion
 
-// SIGINT handling.  While idle, a no-op-ish listener keeps libuv's handler installed.
-// While a cell runs, vm's breakOnSigint watchdog owns SIGINT.  Two gaps in Node's own
-// hand-over would let a SIGINT that lands at a cell boundary kill the process:
-//  - vm removes all 'SIGINT' listeners (SIGINT -> default action) before starting its
-//    watchdog; we make it skip that by reporting 0 listeners for the call, so libuv's
-//    handler stays in place until the watchdog takes over;
-//  - when the watchdog stops it installs Node's exit-on-SIGINT handler behind libuv's
-//    back; we re-arm at once by re-adding our listener (libuv re-installs its handler).
-// What is left is a window of a few microseconds right after each cell.
-function onSigint() { if (pendingAwait) pendingAwait(); }
-process.on('SIGINT', onSigint);
+// SIGINT handling.  vm's breakOnSigint watchdog installs its own SIGINT handler when
+// a cell starts and, when the cell ends, Node's exit-on-SIGINT handler (and vm also
+// drops 'SIGINT' listeners, i.e. SIGINT -> default action, around each call).  A
+// SIGINT landing at a cell boundary would kill the kernel.  The watchdog's helper is
+// process-wide and reference-counted, so a worker thread that always sits inside
+// nested breakOnSigint vm calls keeps the count above zero: the watchdog handler then
+// stays installed for good, main-thread cells start/stop without touching SIGINT, and
+// an idle SIGINT just interrupts the worker's wait (it re-enters; one nesting level per
+// SIGINT arriving within microseconds of the previous one).  The worker tells the main
+// thread about SIGINTs only while an async cell is being awaited.  Fallback (worker
+// not ready within 3 s): the plain process.on('SIGINT') listener, with the race.
+// Cells must not add their own process.on('SIGINT') listeners.
+const sigShared = new Int32Array(new SharedArrayBuffer(12));   // [SIGINTs seen, wait word, awaiting]
+const HOLDER = `
+  const vm = require('vm');
+  const { parentPort, workerData: shared } = require('worker_threads');
+  let armed = false;
+  const ctx = vm.createContext({ enter, Atomics, shared, arm: () => { if (!armed) parentPort.postMessage(armed = true); } });
+  function enter(depth) {
+    for (;;) {
+      try {
+        return vm.runInContext(depth ? 'enter(' + (depth - 1) + ')' : 'arm(); Atomics.wait(shared, 1, 0)', ctx, { breakOnSigint: true });
+      } catch (e) {
+        Atomics.add(shared, 0, 1);
+        if (Atomics.load(shared, 2)) parentPort.postMessage(false);
+      }
+    }
+  }
+  for (;;) { try { enter(4); } catch (e) { /* keep holding */ } }
+`;
 
-function runInterruptible(code, options) {
-  process.listenerCount = (name) => (name === 'SIGINT' ? 0 : EventEmitter.prototype.listenerCount.call(process, name));
+function armSigint(ready) {
+  let fallback = null;
+  const useListener = () => { process.on('SIGINT', onSigint); ready(); };
   try {
-    return vm.runInContext(code, ctx, Object.assign({ breakOnSigint: true }, options));
-  } finally {
-    delete process.listenerCount;
-    process.removeListener('SIGINT', onSigint);
-    process.on('SIGINT', onSigint);
+    const holder = new Worker(HOLDER, { eval: true, workerData: sigShared, stdout: false, stderr: false });
+    holder.unref();
+    holder.on('message', (armed) => {
+      if (armed === true) { clearTimeout(fallback); ready(); } else onSigint();
+    });
+    holder.on('error', () => {});
+    fallback = setTimeout(useListener, 3000);
+  } catch (e) {
+    useListener();
   }
 }
+
+let sigintsBeforeAwait = 0;
+function onSigint() {
+  if (pendingAwait && Atomics.load(sigShared, 0) !== sigintsBeforeAwait) pendingAwait();
+}
+
+function runInterruptible(code, options) {
+  return vm.runInContext(code, ctx, Object.assign({ breakOnSigint: true }, options));
+}
+
 process.on('uncaughtException', (e) => writeAll(2, 'Uncaught ' + describe(e) + '\n'));
 process.on('unhandledRejection', (e) => writeAll(2, 'Unhandled rejection: ' + describe(e) + '\n'));
 
@@ -182,8 +216,10 @@ async function execute(id, code) {
       value = await new Promise((resolve, reject) => {
         pendingAwait = () => reject(Object.assign(new Error('Script execution interrupted.'),
           { code: 'ERR_SCRIPT_EXECUTION_INTERRUPTED' }));
+        sigintsBeforeAwait = Atomics.load(sigShared, 0);
+        Atomics.store(sigShared, 2, 1);
         promise.then(resolve, reject);
-      }).finally(() => { pendingAwait = null; });
+      }).finally(() => { pendingAwait = null; Atomics.store(sigShared, 2, 0); });
     }
     for (const m of code.matchAll(/(?:^|[;\n])\s*(?:let|const|class)\s+([A-Za-z_$][\w$]*)/g)) lexicalNames.add(m[1]);
     const result = value === undefined ? null : truncate(util.inspect(value));
@@ -280,18 +316,21 @@ async function pump() {
   if (ended) process.exit(0);   // even if cells left timers running
 }
 
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (chunk) => {
-  buffered += chunk;
-  const lines = buffered.split('\n');
-  buffered = lines.pop();
-  queue.push(...lines);
-  pump();
-});
-process.stdin.on('end', () => {
-  if (buffered) queue.push(buffered);
-  ended = true;
-  pump();
-});
+function start() {
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop();
+    queue.push(...lines);
+    pump();
+  });
+  process.stdin.on('end', () => {
+    if (buffered) queue.push(buffered);
+    ended = true;
+    pump();
+  });
+  emit({ ev: 'ready', language: 'javascript', version: process.versions.node, pid: process.pid });
+}
 
-emit({ ev: 'ready', language: 'javascript', version: process.versions.node, pid: process.pid });
+armSigint(start);   // ready is announced once SIGINT can no longer kill us
