@@ -124,7 +124,8 @@ final class KernelHost {
                     }
                 })
             p.send(.chdir(id: id, path: "/workspace"))
-            replenishPool()
+            // Refill later: a runtime start now would compete with this attach for the CPU.
+            loop.schedule(afterNanos: 200_000_000) { [weak self] in self?.replenishPool() }
             return
         }
         launchFresh(k, completion)
@@ -135,9 +136,14 @@ final class KernelHost {
             return completion(.failure(KernelError(.hostLimit, "this server already runs \(settings.maxKernels) kernels (kernels.maxKernels)")))
         }
         let p = newProcess(spec: k.spec)
-        p.start(workspace: k.directory, limits: limits) { r in
+        p.start(workspace: k.directory, limits: limits) { [logger] r in
             switch r {
-            case .success: completion(.success(p))
+            case .success:
+                logger.debug("kernel started", metadata: [
+                    "kernel": "\(p.containerID)", "launchMs": "\(Double(p.launchedAt - p.startedAt) / 1e6)",
+                    "readyMs": "\(Double(p.readyAt - p.startedAt) / 1e6)",
+                ])
+                completion(.success(p))
             case .failure(let e):
                 p.destroy {}
                 completion(.failure(e))

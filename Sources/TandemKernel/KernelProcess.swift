@@ -54,6 +54,8 @@ final class KernelProcess {
     private(set) var exitCause: KernelExitCause?
     let startedAt = monotonicNanos()
     private(set) var readyAt: UInt64 = 0
+    /// When the backend reported the container running (start-up timing, for logs and benchmarks).
+    private(set) var launchedAt: UInt64 = 0
 
     init(containerID: String, spec: KernelSpec, loop: Loop, backend: any ContainerBackend) {
         self.containerID = containerID
@@ -75,6 +77,7 @@ final class KernelProcess {
                 onGone = nil
                 gone?()
             case .success(let h):
+                launchedAt = monotonicNanos()
                 if destroyed {
                     // Shut down while starting.
                     handle = h

@@ -190,7 +190,11 @@ final class WorkspaceKernel {
                     event: { [unowned self] ev in driverEvent(ev) },
                     exited: { [unowned self, unowned p] cause in processExited(p, cause) })
                 setState(.idle)
-                host.checkDisk(self)
+                // Measure the workspace soon, off the path of the first execution.
+                loop.schedule(afterNanos: 500_000_000) { [weak self] in
+                    guard let self, self.process != nil else { return }
+                    self.host.checkDisk(self)
+                }
                 finishStart(.success(()))
                 pump()
             case .failure(let e):

@@ -13,7 +13,7 @@ import Glibc
 struct KernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel", abstract: "Run code in a kernel container, check the host.",
-        subcommands: [Run.self, Check.self])
+        subcommands: [Run.self, Check.self, Bench.self])
 
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -63,9 +63,9 @@ struct KernelCommand: ParsableCommand {
 
 /// Starts a kernel service on its own loop, runs `body`, shuts everything down.
 func withKernelService<T: Sendable>(_ c: TandemConfiguration, _ body: @escaping @Sendable (KernelService) async throws -> T) throws -> T {
-    let level = Logger.Level(rawValue: c.log.level) ?? .info
-    LoggingSystem.bootstrap { label in TandemLogHandler(label: label, level: level, json: false) }
-    let logger = Logger(label: "tandem")
+    _ = cliLogging
+    var logger = Logger(label: "tandem")
+    logger.logLevel = Logger.Level(rawValue: c.log.level) ?? .info
     let group = try EventLoopGroup(count: 1, logger: logger)
     defer { group.shutdown() }
     let box = ResultBox<T>()
@@ -89,6 +89,9 @@ func withKernelService<T: Sendable>(_ c: TandemConfiguration, _ body: @escaping 
     done.wait()
     return try box.get()
 }
+
+/// Text logs on stderr for the CLI commands, bootstrapped once per process.
+let cliLogging: Void = LoggingSystem.bootstrap { label in TandemLogHandler(label: label, level: .info, json: false) }
 
 final class ResultBox<T: Sendable>: Sendable {
     private let value = LockedValue<Result<T, any Error>?>(nil)

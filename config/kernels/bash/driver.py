@@ -60,7 +60,10 @@ class ShellGone(Exception):
 
 
 def emit(obj):
-    data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    try:
+        data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    except UnicodeEncodeError:   # lone surrogates: let json escape them
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode("ascii")
     try:
         n = os.write(EVENTS, data)
         while n < len(data):     # only after a signal interrupted a huge write

@@ -19,7 +19,10 @@
  *             fd 1 / fd 2, so a cell's output is in the pipes before its "done";
  *             err.stack (driver frames removed) goes to stderr on error.
  *   SIGINT    vm breakOnSigint stops a running cell (even `while (true) {}`): status
- *             "interrupted", context kept.  Ignored while idle.
+ *             "interrupted", context kept.  Ignored while idle.  A worker thread keeps
+ *             Node's SIGINT watchdog armed between cells (see "SIGINT handling").
+ *             A cell blocked inside a synchronous child process (execSync, spawnSync)
+ *             only stops once that child exits: SIGINT goes to the driver alone.
  *
  * Cells run with vm.runInContext in one persistent context that also sees Node's
  * globals plus `require` (resolving from the cwd).  Top-level `let`/`const` persist
@@ -112,18 +115,21 @@ ctxGlobal.global = ctxGlobal;
 const lexicalNames = new Set();    // top-level let/const/class names, for completion
 
 // SIGINT handling.  vm's breakOnSigint watchdog installs its own SIGINT handler when
-// a cell starts and, when the cell ends, Node's exit-on-SIGINT handler (and vm also
-// drops 'SIGINT' listeners, i.e. SIGINT -> default action, around each call).  A
-// SIGINT landing at a cell boundary would kill the kernel.  The watchdog's helper is
-// process-wide and reference-counted, so a worker thread that always sits inside
-// nested breakOnSigint vm calls keeps the count above zero: the watchdog handler then
-// stays installed for good, main-thread cells start/stop without touching SIGINT, and
-// an idle SIGINT just interrupts the worker's wait (it re-enters; one nesting level per
-// SIGINT arriving within microseconds of the previous one).  The worker tells the main
-// thread about SIGINTs only while an async cell is being awaited.  Fallback (worker
-// not ready within 3 s): the plain process.on('SIGINT') listener, with the race.
-// Cells must not add their own process.on('SIGINT') listeners.
-const sigShared = new Int32Array(new SharedArrayBuffer(12));   // [SIGINTs seen, wait word, awaiting]
+// a cell starts and, when the cell ends, Node's exit-on-SIGINT handler (vm also drops
+// 'SIGINT' listeners, i.e. SIGINT -> default action, around each call), so a SIGINT
+// landing at a cell boundary would kill the kernel.  The watchdog helper is
+// process-wide and reference-counted, and a SIGINT goes to the most recently started
+// breakOnSigint call.  So a worker thread sits inside nested breakOnSigint calls for
+// good: the count never drops to zero, the watchdog handler stays installed, and
+// main-thread cells start and stop without touching SIGINT.  An idle SIGINT interrupts
+// the worker's innermost wait; it re-enters, and the outer levels absorb SIGINTs that
+// arrive microseconds apart.  The inner levels are not re-entered while a cell runs,
+// so that the cell stays the most recent and gets the SIGINT (one that lands within
+// microseconds of a cell's start or end may be lost: press again).  The worker tells
+// the main thread about SIGINTs only while an async cell is awaited.  Fallback
+// (worker not ready within 3 s): a plain process.on('SIGINT') listener, with the race.
+// Cells must not add process.on('SIGINT') listeners of their own.
+const sigShared = new Int32Array(new SharedArrayBuffer(16));   // [SIGINTs, wait word, awaiting, busy]
 const HOLDER = `
   const vm = require('vm');
   const { parentPort, workerData: shared } = require('worker_threads');
@@ -131,6 +137,7 @@ const HOLDER = `
   const ctx = vm.createContext({ enter, Atomics, shared, arm: () => { if (!armed) parentPort.postMessage(armed = true); } });
   function enter(depth) {
     for (;;) {
+      while (depth < 4 && Atomics.load(shared, 3)) Atomics.wait(shared, 3, 1);   // a cell runs
       try {
         return vm.runInContext(depth ? 'enter(' + (depth - 1) + ')' : 'arm(); Atomics.wait(shared, 1, 0)', ctx, { breakOnSigint: true });
       } catch (e) {
@@ -139,7 +146,7 @@ const HOLDER = `
       }
     }
   }
-  for (;;) { try { enter(4); } catch (e) { /* keep holding */ } }
+  for (;;) { try { enter(8); } catch (e) { /* keep holding */ } }
 `;
 
 function armSigint(ready) {
@@ -164,7 +171,14 @@ function onSigint() {
 }
 
 function runInterruptible(code, options) {
-  return vm.runInContext(code, ctx, Object.assign({ breakOnSigint: true }, options));
+  const script = new vm.Script(code, options);   // compile first: keep "busy" short
+  Atomics.store(sigShared, 3, 1);   // busy
+  try {
+    return script.runInContext(ctx, { breakOnSigint: true });
+  } finally {
+    Atomics.store(sigShared, 3, 0);
+    Atomics.notify(sigShared, 3);
+  }
 }
 
 process.on('uncaughtException', (e) => writeAll(2, 'Uncaught ' + describe(e) + '\n'));
@@ -206,15 +220,10 @@ async function execute(id, code) {
       value = runInterruptible(code, { filename });
     } catch (e) {
       if (!(e && e.name === 'SyntaxError' && /await is only valid|for await/.test(e.message))) throw e;
-      let promise;
-      try {
-        promise = runInterruptible(`(async () => {\n${code}\n})()`,
-          { filename: `${filename}[async]`, lineOffset: -1 });
-      } catch (e2) {
-        throw e;  // not fixable by wrapping: report the original syntax error
-      }
+      const promise = runInterruptible(`(async () => {\n${code}\n})()`,
+        { filename: `${filename}[async]`, lineOffset: -1 });
       value = await new Promise((resolve, reject) => {
-        pendingAwait = () => reject(Object.assign(new Error('Script execution interrupted.'),
+        pendingAwait = () => reject(Object.assign(new Error('Script execution was interrupted by `SIGINT`'),
           { code: 'ERR_SCRIPT_EXECUTION_INTERRUPTED' }));
         sigintsBeforeAwait = Atomics.load(sigShared, 0);
         Atomics.store(sigShared, 2, 1);

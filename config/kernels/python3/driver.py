@@ -23,22 +23,18 @@ with "...") becomes the result.  Top-level await works (each such cell runs in a
 asyncio event loop).  SystemExit is reported as an error; the kernel keeps running.
 The cell's stdin is /dev/null, so input() raises EOFError instead of eating requests.
 """
-import ast
-import asyncio
 import builtins
-import inspect
 import io
 import json
-import keyword
-import linecache
 import os
-import pkgutil
-import platform
-import re
-import signal
+import _signal as signal    # the C module: `signal` would import enum (~10 ms of start)
 import sys
-import traceback
 import types
+# Imported when first needed, to keep the start fast (asyncio alone costs ~30 ms):
+# ast (first execution), asyncio (top-level await), traceback + linecache (errors),
+# re/keyword/pkgutil (completion).
+
+CO_COROUTINE = 0x0080       # inspect.CO_COROUTINE
 
 RESULT_LIMIT = 64 * 1024
 
@@ -79,7 +75,10 @@ def on_sigint(signum, frame):
 
 
 def emit(obj):
-    data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    try:
+        data = (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    except UnicodeEncodeError:   # lone surrogates: let json escape them
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode("ascii")
     try:
         n = os.write(EVENTS, data)
         while n < len(data):     # only after a signal interrupted a huge write
@@ -108,9 +107,17 @@ def err_info(e):
     return {"name": type(e).__name__, "message": str(e)}
 
 
+# Cell sources, handed to linecache when a traceback is printed (importing linecache costs
+# milliseconds at start).
+_sources = {}
+
+
 def print_traceback(e):
     # Drop the leading frames that are not the cell's (driver, ast, asyncio); for a
     # SyntaxError none are left, which prints it the way the interpreter does.
+    import linecache
+    import traceback
+    linecache.cache.update(_sources)
     tb = e.__traceback__
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell-"):
         tb = tb.tb_next
@@ -122,6 +129,7 @@ def print_traceback(e):
 
 def run_cell(code, filename):
     """Execute `code` in NS; return the value of a trailing expression (or None)."""
+    import ast
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     tree = ast.parse(code, filename, "exec")
     last = None
@@ -133,7 +141,8 @@ def run_cell(code, filename):
             continue
         co = compile(node, filename, mode, flags=flags)
         value = eval(co, NS)
-        if co.co_flags & inspect.CO_COROUTINE:
+        if co.co_flags & CO_COROUTINE:
+            import asyncio
             value = asyncio.run(value)
     return value
 
@@ -149,7 +158,7 @@ def execute(rid, code):
     global _busy, _cells
     _cells += 1
     filename = "<cell-%d>" % _cells
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    _sources[filename] = (len(code), None, code.splitlines(True), filename)
     signal.signal(signal.SIGINT, on_sigint)   # in case the previous cell replaced it
     try:
         try:
@@ -170,6 +179,7 @@ def execute(rid, code):
 def module_names():
     global _modules
     if _modules is None:
+        import pkgutil
         names = set(sys.builtin_module_names)
         try:
             names.update(m.name for m in pkgutil.iter_modules())
@@ -180,6 +190,8 @@ def module_names():
 
 
 def complete(code, cursor):
+    import keyword
+    import re
     text = code[:cursor]
     token = re.search(r"[\w.]*$", text).group()
     if "." in token:
@@ -261,7 +273,7 @@ def requests():
 
 def main():
     signal.signal(signal.SIGINT, on_sigint)
-    emit({"ev": "ready", "language": "python", "version": platform.python_version(),
+    emit({"ev": "ready", "language": "python", "version": sys.version.split()[0],
           "pid": os.getpid()})
     for line in requests():
         if line.strip():
