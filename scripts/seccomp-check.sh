@@ -214,7 +214,7 @@ TOOLS = [
      "fs.writeFileSync('/tmp/n.txt','ok');cp.execFileSync('/bin/true');"
      "new Worker('require(\\'worker_threads\\').parentPort.postMessage(fs=1)',{eval:true})"
      ".on('message',m=>{console.log('worker',m,fs.readFileSync('/tmp/n.txt','utf8'));process.exit(0)})\""),
-    ("pip", "/usr/bin/python3", "python3 -m pip --version --disable-pip-version-check"),
+    ("pip", "/usr/lib/python3/dist-packages/pip", "python3 -m pip --version --disable-pip-version-check"),
 ]
 for label, exe, cmd in TOOLS:
     if not os.path.exists(exe):

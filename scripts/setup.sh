@@ -14,8 +14,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # Build and run: TLS, permessage-deflate, the audit log, pkg-config for the C shims; crun and
-# catatonit for the workspace kernels; git and CA certificates; make for the Makefile.
-PACKAGES=(libssl-dev zlib1g-dev libsqlite3-dev pkg-config openssl crun catatonit git ca-certificates make)
+# catatonit for the workspace kernels, and the interpreters they run from the host's /usr
+# (Debian's python3, bash, nodejs); git and CA certificates; make for the Makefile.
+PACKAGES=(libssl-dev zlib1g-dev libsqlite3-dev pkg-config openssl crun catatonit python3 bash nodejs git ca-certificates make)
 WITH_TEST=0
 for arg in "$@"; do
   case "$arg" in

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,6 +208,7 @@ def test_kernel(kernel):
         run_checks(kernel, c, d, tmp)
     finally:
         d.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     test_exit_cell(kernel)
 
 

@@ -24,7 +24,9 @@ is ONE line on that pipe; the cell is passed as `eval $'...'` with stdin /dev/nu
 `read`/`cat` cannot eat later requests).  PROMPT_COMMAND reports "\\036<seq> <$?>" on a
 private status pipe before every prompt, i.e. once the line has finished or was aborted;
 complete/chdir replies are sent as lines on that pipe before the marker.  `$?` at the
-start of a cell is the exit status of the previous cell.
+start of a cell is the exit status of the previous cell.  As in a terminal, bash writes
+a newline to stderr when a cell is interrupted and "[1] PID" for a background job.
+SIGTERM: the shell's process group gets SIGHUP (then SIGKILL) and the driver exits 0.
 
 `exit` (or anything else that ends the shell, e.g. `set -e` plus a failing command):
 the request gets status "error" with error {"name":"ShellExit",...}, then this driver

@@ -19,7 +19,7 @@ Protocol (the same for the python3, bash and node drivers):
 
 Execution is Jupyter-like: the cell is parsed with ast; if the last statement is an
 expression it is evaluated separately and its repr (None -> null, > 64 KiB truncated
-with "...") becomes the result.  Top-level await works (each such cell runs in a fresh
+with "…") becomes the result.  Top-level await works (each such cell runs in a fresh
 asyncio event loop).  SystemExit is reported as an error; the kernel keeps running.
 The cell's stdin is /dev/null, so input() raises EOFError instead of eating requests.
 """
