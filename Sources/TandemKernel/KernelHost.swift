@@ -177,7 +177,14 @@ final class KernelHost {
                 switch r {
                 case .success:
                     self.poolFailures = 0
-                    if self.closing { p.destroy {} } else { self.pool.append(p) }
+                    if self.closing {
+                        p.destroy {}
+                    } else {
+                        // Warm the interpreter (the driver imports its compiler lazily) so the
+                        // first execution after a claim pays nothing extra.
+                        p.send(.execute(id: self.nextID(), code: "None"))
+                        self.pool.append(p)
+                    }
                 case .failure(let e):
                     p.destroy {}
                     guard !self.closing else { return }

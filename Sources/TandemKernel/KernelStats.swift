@@ -28,30 +28,53 @@ public struct KernelStats: Sendable, Equatable {
     public init() {}
 }
 
-/// Parsers for the cgroup stat file formats.
+/// Parsers for the cgroup stat file formats: straight from the bytes, no strings or
+/// dictionaries (the sampler runs for every watched kernel several times a second).
 public enum CgroupFiles {
-    /// "key value" lines (memory.stat, cpu.stat, memory.events, pids.events, memory.oom_control).
-    public static func keyed(_ text: Substring) -> [Substring: Int64] {
-        var out: [Substring: Int64] = [:]
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, let v = Int64(parts[1].trimmingSpaces) { out[parts[0]] = v }
+    /// The value of `key` in "key value" lines (memory.stat, cpu.stat, memory.events,
+    /// pids.events, memory.oom_control); nil when absent.
+    public static func value(of key: StaticString, in bytes: UnsafeRawBufferPointer) -> Int64? {
+        let k = UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
+        var lineStart = 0
+        let n = bytes.count
+        while lineStart < n {
+            var end = lineStart
+            while end < n && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            if end - lineStart > k.count, bytes[lineStart + k.count] == UInt8(ascii: " "),
+               memcmp(bytes.baseAddress! + lineStart, k.baseAddress!, k.count) == 0 {
+                return number(UnsafeRawBufferPointer(rebasing: bytes[(lineStart + k.count + 1)..<end]))
+            }
+            lineStart = end + 1
         }
-        return out
+        return nil
     }
 
-    /// A single number; "max" (v2's "no limit") is nil.
-    public static func number(_ text: Substring) -> Int64? {
-        Int64(text.trimmingSpaces)
+    /// A single decimal number (leading/trailing blanks allowed); "max" (v2's "no limit") is nil.
+    public static func number(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        var v: Int64 = 0
+        var digits = 0
+        for b in bytes {
+            if b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") {
+                v = v &* 10 &+ Int64(b &- UInt8(ascii: "0"))
+                digits += 1
+            } else if b == UInt8(ascii: " ") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\t") {
+                if digits > 0 { break }
+            } else {
+                return nil
+            }
+        }
+        return digits > 0 ? v : nil
     }
-}
 
-extension Substring {
-    var trimmingSpaces: Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\n" || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\n" || l == "\t" { s = s.dropLast() }
-        return s
+    /// Convenience for tests: the same on text.
+    public static func value(of key: StaticString, in text: String) -> Int64? {
+        var t = text
+        return t.withUTF8 { value(of: key, in: UnsafeRawBufferPointer($0)) }
+    }
+
+    public static func number(_ text: String) -> Int64? {
+        var t = text
+        return t.withUTF8 { number(UnsafeRawBufferPointer($0)) }
     }
 }
 
@@ -62,8 +85,10 @@ public final class CgroupStatsReader {
     }
     private var fds: [File: Int32] = [:]
     private let version: Int
-    private var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+    private var buffer = [UInt8](repeating: 0, count: 8 * 1024)
     private var last: (cpu: Int64, at: UInt64)?
+    private var samples = 0
+    private var limits: (memory: Int64, pids: Int64) = (0, 0)
 
     public init(_ dirs: CgroupDirectories) {
         version = dirs.version
@@ -108,12 +133,17 @@ public final class CgroupStatsReader {
         fds = [:]
     }
 
-    private func read(_ f: File) -> Substring? {
+    /// Reads a file into the buffer and hands its bytes to `body`; nil when it cannot be read.
+    private func read<T>(_ f: File, _ body: (UnsafeRawBufferPointer) -> T?) -> T? {
         guard let fd = fds[f] else { return nil }
-        let n = buffer.withUnsafeMutableBytes { ctandem_pread(fd, $0.baseAddress, $0.count, 0) }
-        guard n >= 0 else { return nil }
-        return Substring(String(decoding: buffer[0..<n], as: UTF8.self))
+        return buffer.withUnsafeMutableBytes { buf -> T? in
+            let n = ctandem_pread(fd, buf.baseAddress, buf.count, 0)
+            guard n >= 0 else { return nil }
+            return body(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
     }
+
+    private func number(_ f: File) -> Int64? { read(f) { CgroupFiles.number($0) } }
 
     /// Starts a new peak measurement (per execution): v1 resets max_usage_in_bytes by writing 0;
     /// v2 (Linux 6.12+) resets memory.peak for the descriptor that writes to it.
@@ -123,30 +153,41 @@ public final class CgroupStatsReader {
         _ = text.withUnsafeBytes { ctandem_write(fd, $0.baseAddress, $0.count) }
     }
 
-    /// Reads every file once. `now` is the monotonic clock in nanoseconds.
+    /// Reads the files once (the limits only every 20th time: they change only through
+    /// `crun update`). `now` is the monotonic clock in nanoseconds.
     public func sample(now: UInt64) -> KernelStats {
         var s = KernelStats()
-        let memStat = read(.memStat).map { CgroupFiles.keyed($0) } ?? [:]
-        let usage = read(.memUsage).flatMap { CgroupFiles.number($0) } ?? 0
-        let inactive = memStat[version == 2 ? "inactive_file" : "total_inactive_file"] ?? 0
+        let v2 = version == 2
+        let usage = number(.memUsage) ?? 0
+        let (inactive, shmem) = read(.memStat) { b in
+            v2 ? (CgroupFiles.value(of: "inactive_file", in: b) ?? 0, CgroupFiles.value(of: "shmem", in: b) ?? 0)
+               : (CgroupFiles.value(of: "total_inactive_file", in: b) ?? 0, CgroupFiles.value(of: "total_shmem", in: b) ?? 0)
+        } ?? (0, 0)
         s.memoryBytes = max(0, usage - inactive)
-        s.tmpfsBytes = memStat[version == 2 ? "shmem" : "total_shmem"] ?? 0
-        s.memoryPeakBytes = read(.memPeak).flatMap { CgroupFiles.number($0) } ?? usage
-        s.memoryLimitBytes = read(.memLimit).flatMap { CgroupFiles.number($0) } ?? 0
-        let memEvents = read(.memEvents).map { CgroupFiles.keyed($0) } ?? [:]
-        s.oomKills = memEvents["oom_kill"] ?? 0
-        let cpuStat = read(.cpuStat).map { CgroupFiles.keyed($0) } ?? [:]
-        if version == 2 {
-            s.cpuNanos = (cpuStat["usage_usec"] ?? 0) * 1000
-            s.throttledNanos = (cpuStat["throttled_usec"] ?? 0) * 1000
+        s.tmpfsBytes = shmem
+        s.memoryPeakBytes = number(.memPeak) ?? usage
+        s.oomKills = read(.memEvents) { CgroupFiles.value(of: "oom_kill", in: $0) } ?? 0
+        let (cpuField, throttledField, periods) = read(.cpuStat) { b in
+            (v2 ? CgroupFiles.value(of: "usage_usec", in: b) : nil,
+             v2 ? CgroupFiles.value(of: "throttled_usec", in: b) : CgroupFiles.value(of: "throttled_time", in: b),
+             CgroupFiles.value(of: "nr_throttled", in: b))
+        } ?? (nil, nil, nil)
+        s.throttledPeriods = periods ?? 0
+        if v2 {
+            s.cpuNanos = (cpuField ?? 0) * 1000
+            s.throttledNanos = (throttledField ?? 0) * 1000
         } else {
-            s.cpuNanos = read(.cpuUsage).flatMap { CgroupFiles.number($0) } ?? 0
-            s.throttledNanos = cpuStat["throttled_time"] ?? 0
+            s.cpuNanos = number(.cpuUsage) ?? 0
+            s.throttledNanos = throttledField ?? 0
         }
-        s.throttledPeriods = cpuStat["nr_throttled"] ?? 0
-        s.pids = read(.pidsCurrent).flatMap { CgroupFiles.number($0) } ?? 0
-        s.pidsLimit = read(.pidsMax).flatMap { CgroupFiles.number($0) } ?? 0
-        s.pidsLimitHits = (read(.pidsEvents).map { CgroupFiles.keyed($0) } ?? [:])["max"] ?? 0
+        s.pids = number(.pidsCurrent) ?? 0
+        s.pidsLimitHits = read(.pidsEvents) { CgroupFiles.value(of: "max", in: $0) } ?? 0
+        if samples % 20 == 0 {
+            limits = (number(.memLimit) ?? 0, number(.pidsMax) ?? 0)
+        }
+        samples &+= 1
+        s.memoryLimitBytes = limits.memory
+        s.pidsLimit = limits.pids
         if let last, now > last.at {
             s.cpuPercent = Double(s.cpuNanos - last.cpu) * 100 / Double(now - last.at)
         }

@@ -185,7 +185,7 @@ public final class OCIRuntimeBackend: ContainerBackend {
         defer {
             _ = runBlocking(runtime(["delete", "-f", id]), mountNamespace: mountNamespace)
             // The container's init was re-parented to us (subreaper): reap it.
-            if let text = try? String(contentsOfFile: bundle + "/pid", encoding: .utf8), let pid = Int32(Substring(text).trimmingSpaces) {
+            if let text = try? String(contentsOfFile: bundle + "/pid", encoding: .utf8), let pid = CgroupFiles.number(text).map({ Int32($0) }) {
                 var status: Int32 = 0
                 _ = waitpid(pid, &status, 0)
             }
@@ -290,7 +290,7 @@ public final class OCIRuntimeBackend: ContainerBackend {
             runWatch = nil
             guard exit.succeeded,
                   let pidText = try? String(contentsOfFile: bundle + "/pid", encoding: .utf8),
-                  let pid = Int32(Substring(pidText).trimmingSpaces) else {
+                  let pid = CgroupFiles.number(pidText).map({ Int32($0) }) else {
                 let why = (try? String(contentsOfFile: log, encoding: .utf8)) ?? exit.description
                 return fail(KernelError(.startFailed, "\(name) run: \(why.suffix(400))"))
             }

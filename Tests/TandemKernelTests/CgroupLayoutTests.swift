@@ -56,10 +56,14 @@ import Testing
     }
 
     @Test func statFileParsers() {
-        let stat = CgroupFiles.keyed("total_inactive_file 4096\ntotal_shmem 123\nbogus\n")
-        #expect(stat["total_inactive_file"] == 4096)
-        #expect(stat["total_shmem"] == 123)
+        let stat = "cache 1\ntotal_inactive_file_x 9\ntotal_inactive_file 4096\ntotal_shmem 123\nbogus\n"
+        #expect(CgroupFiles.value(of: "total_inactive_file", in: stat) == 4096)
+        #expect(CgroupFiles.value(of: "total_shmem", in: stat) == 123)
+        #expect(CgroupFiles.value(of: "bogus", in: stat) == nil)
+        #expect(CgroupFiles.value(of: "missing", in: stat) == nil)
+        #expect(CgroupFiles.value(of: "oom_kill", in: "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n") == 3)
         #expect(CgroupFiles.number("max\n") == nil)
         #expect(CgroupFiles.number("64\n") == 64)
+        #expect(CgroupFiles.number("") == nil)
     }
 }
