@@ -29,8 +29,6 @@ public enum KernelEvent: Sendable, Equatable {
     /// Output, in order within each stream. `executionID` is nil for output that arrives while
     /// nothing runs (a background thread of an earlier cell).
     case output(executionID: Int?, stream: OutputStream, text: String)
-    /// Output beyond `kernels.outputRateBytes` per second was dropped (not delivered, not replayable).
-    case outputDropped(executionID: Int?, bytes: Int)
     case finished(ExecutionOutcome)
     case stats(KernelStats)
     /// Something worth showing that is not an error of a request: pids limit hit, disk quota.

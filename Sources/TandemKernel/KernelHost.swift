@@ -152,7 +152,8 @@ final class KernelHost {
     }
 
     private func newProcess(spec: KernelSpec) -> KernelProcess {
-        let p = KernelProcess(containerID: "k-\(getpid())-\(nextID())", spec: spec, loop: loop, backend: backend)
+        let p = KernelProcess(containerID: "k-\(getpid())-\(nextID())", spec: spec, loop: loop, backend: backend,
+                              outputRate: settings.outputRateBytes)
         live[ObjectIdentifier(p)] = p
         p.onGone = { [unowned self, unowned p] in
             live[ObjectIdentifier(p)] = nil

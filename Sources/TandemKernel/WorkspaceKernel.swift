@@ -58,8 +58,6 @@ final class WorkspaceKernel {
     private var replay: ReplayBuffer
     private(set) var lastActivity = monotonicNanos()
     private var statsTimer: UInt64?
-    private var bucket: TokenBucket
-    private var dropped = 0
     private var lastPidsHits: Int64 = 0
     /// Set by the host's disk accounting.
     var overQuota = false
@@ -72,7 +70,6 @@ final class WorkspaceKernel {
         self.host = host
         self.loop = loop
         replay = ReplayBuffer(limit: host.settings.replayBytes)
-        bucket = TokenBucket(rate: Double(host.settings.outputRateBytes))
     }
 
     var isIdle: Bool { running == nil && queue.isEmpty && !starting }
@@ -266,7 +263,6 @@ final class WorkspaceKernel {
         guard var r = running else { return }
         running = nil
         if let t = r.timer { loop.cancelTimer(t) }
-        flushDropped(r.pending.id)
         let now = monotonicNanos()
         let s = process?.stats?.sample(now: now)
         let outcome = ExecutionOutcome(
@@ -304,25 +300,12 @@ final class WorkspaceKernel {
 
     private func output(_ stream: OutputStream, _ text: String) {
         let id = running?.pending.id
-        let n = text.utf8.count
-        guard bucket.take(n, now: monotonicNanos()) else {
-            dropped += n
-            return
-        }
-        flushDropped(id)
         if running?.pending.collect == true {
             let limit = 1 << 20
             if stream == .stdout, running!.stdout.count < limit { running!.stdout.append(contentsOf: text.utf8.prefix(limit - running!.stdout.count)) }
             if stream == .stderr, running!.stderr.count < limit { running!.stderr.append(contentsOf: text.utf8.prefix(limit - running!.stderr.count)) }
         }
         emit(.output(executionID: id, stream: stream, text: text))
-    }
-
-    private func flushDropped(_ id: Int?) {
-        guard dropped > 0 else { return }
-        let d = dropped
-        dropped = 0
-        emit(.outputDropped(executionID: id, bytes: d))
     }
 
     // MARK: Stats
@@ -382,7 +365,8 @@ struct ReplayBuffer {
     }
 }
 
-/// Bytes per second with a one-second burst.
+/// Bytes per second with a one-second burst; consumption may overdraw it (a read is taken
+/// whole), and the reader waits until it is positive again.
 struct TokenBucket {
     let rate: Double
     private var tokens: Double
@@ -393,11 +377,24 @@ struct TokenBucket {
         tokens = rate
     }
 
-    mutating func take(_ n: Int, now: UInt64) -> Bool {
-        if last != 0 { tokens = min(rate, tokens + rate * Double(now - last) / 1e9) }
+    private mutating func refill(now: UInt64) {
+        if last != 0, now > last { tokens = min(rate, tokens + rate * Double(now - last) / 1e9) }
         last = now
-        guard Double(n) <= tokens else { return false }
+    }
+
+    mutating func hasTokens(now: UInt64) -> Bool {
+        refill(now: now)
+        return tokens > 0
+    }
+
+    mutating func consume(_ n: Int, now: UInt64) {
+        refill(now: now)
         tokens -= Double(n)
-        return true
+    }
+
+    /// Time until the bucket is positive again (0 when it is).
+    mutating func nanosUntilTokens(now: UInt64) -> UInt64 {
+        refill(now: now)
+        return tokens > 0 ? 0 : UInt64((-tokens + 1) / rate * 1e9)
     }
 }

@@ -101,10 +101,13 @@ import Foundation
 
     @Test func tokenBucketAndReplayBuffer() {
         var b = TokenBucket(rate: 1000)
-        let first = b.take(800, now: 1)
-        let second = b.take(800, now: 2)
-        let later = b.take(800, now: 1_000_000_002)
-        #expect(first && !second && later)
+        let first = b.hasTokens(now: 1)
+        b.consume(1500, now: 1)
+        let overdrawn = b.hasTokens(now: 2)
+        let wait = b.nanosUntilTokens(now: 2)
+        let later = b.hasTokens(now: 2 + wait + 1_000_000)
+        #expect(first && !overdrawn && later)
+        #expect(wait > 400_000_000 && wait < 600_000_000)
         var r = ReplayBuffer(limit: 300)
         for i in 1...5 { r.append(KernelEventRecord(workspace: "w", seq: UInt64(i), event: .output(executionID: 1, stream: .stdout, text: "0123456789"))) }
         #expect(r.records.map(\.seq) == [2, 3, 4, 5] || r.records.map(\.seq) == [3, 4, 5])

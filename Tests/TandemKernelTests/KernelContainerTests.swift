@@ -257,6 +257,35 @@ import Glibc
         await f.close()
     }
 
+    @Test func aTightPrintLoopIsSlowedToTheRateAndLosesNothing() async throws {
+        let f = try await KernelFixture.make { $0.outputRateBytes = 64 * 1024 }
+        _ = try await f.run("quiet", "q = 1")
+        let rec = EventRecorder()
+        _ = try await f.service.attach(workspace: "loud", directory: f.workspace("loud"), observer: rec)
+        // About 330 KB of output: the one-second burst and the 64 KiB pipe take 128 KiB, the
+        // rest needs three more seconds at 64 KiB/s.
+        let id = try await f.service.submit(workspace: "loud", directory: f.workspace("loud"),
+                                            code: "for i in range(55000):\n    print(i)", requester: "t")
+        try await Task.sleep(nanoseconds: 300_000_000)
+        // Another kernel answers promptly meanwhile.
+        let t0 = monotonicNanos()
+        #expect(try await f.run("quiet", "q").outcome.result == "1")
+        #expect(monotonicNanos() - t0 < 500_000_000)
+        let done = await rec.wait(timeout: 20) { if case .finished(let o) = $0 { return o.executionID == id } else { return false } }
+        guard case .finished(let o) = done else { Issue.record("the loud cell did not finish"); return }
+        #expect(o.status == .ok)
+        #expect(o.wallNanos > 1_500_000_000, "not slowed down: \(o.wallNanos / 1_000_000) ms")
+        // Every line arrived, in order.
+        let lines = rec.output(.stdout).split(separator: "\n")
+        #expect(lines.count == 55000)
+        #expect(lines.first == "0" && lines.last == "54999")
+        // Coalesced: far fewer events than lines.
+        let events = rec.all.filter { if case .output = $0.event { return true } else { return false } }.count
+        #expect(events < 5000, "\(events) output events")
+        f.service.detach(workspace: "loud", observer: rec)
+        await f.close()
+    }
+
     @Test func unsafeHostBackendRunsTheSameDrivers() async throws {
         let f = try await KernelFixture.make { $0.backend = "unsafe-host" }
         _ = try await f.run("dev", "v = 3")
