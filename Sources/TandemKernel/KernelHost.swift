@@ -212,6 +212,7 @@ final class KernelHost {
                 self.logger.info("stopping idle kernel", metadata: ["workspace": "\(k.workspaceID)"])
                 k.shutdown(reason: "idle for \(Int(self.settings.idleTimeout)) s") {}
             }
+            reapStrayRuntimeProcesses(names: ["crun", "runc"])
             self.scheduleReaper()
         }
     }

@@ -14,12 +14,15 @@ public enum KernelExitCause: Sendable, Equatable, CustomStringConvertible {
     case exited(ProcessExit)
     /// We stopped it (shutdown, restart, idle, timeout).
     case stopped
+    /// It broke the driver protocol and was removed.
+    case protocolViolation(String)
 
     public var description: String {
         switch self {
         case .outOfMemory: "killed: out of memory (the kernel's memory limit)"
         case .exited(let e): e.description
         case .stopped: "stopped"
+        case .protocolViolation(let why): "removed: protocol violation (\(why))"
         }
     }
 }
@@ -249,9 +252,10 @@ final class KernelProcess {
                     handleEvent(ev)
                 }
                 if events.overflowed {
-                    // A protocol violation (a line of megabytes on fd 3): the kernel cannot be trusted.
+                    // A protocol violation (a line of megabytes on fd 3): the kernel cannot be
+                    // trusted any more; it is removed and reported dead.
                     stopWatching(h.events)
-                    backend.interrupt(h)
+                    teardown(cause: .protocolViolation("an event line longer than \(events.maxLine) bytes")) {}
                     return
                 }
             } else {

@@ -288,6 +288,7 @@ public final class OCIRuntimeBackend: ContainerBackend {
         var runWatch: ExitWatch?
         runWatch = ExitWatch(loop: loop, pid: spawned.pid, pidfd: spawned.pidfd) { [self] exit in
             runWatch = nil
+            reapStrayRuntimeProcesses(names: ["crun", "runc"])
             guard exit.succeeded,
                   let pidText = try? String(contentsOfFile: bundle + "/pid", encoding: .utf8),
                   let pid = CgroupFiles.number(pidText).map({ Int32($0) }) else {
@@ -328,6 +329,7 @@ public final class OCIRuntimeBackend: ContainerBackend {
             }
             for d in dirs { rmdir(d) }
             if let bundle { try? FileManager.default.removeItem(atPath: bundle) }
+            reapStrayRuntimeProcesses(names: ["crun", "runc"])
             completion()
         }
     }

@@ -1,7 +1,13 @@
 // Child processes (the OCI runtime's commands, du) started from the kernel loop without blocking
 // it: the exit is noticed through a pidfd in epoll, output is captured through pipes.
 import CTandemSystem
+import Synchronization
 import TandemLoop
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -54,6 +60,31 @@ public func findExecutable(_ name: String) -> String? {
     return nil
 }
 
+/// Processes someone waits for (ExitWatch, runBlocking): the stray reaper leaves them alone.
+let trackedChildren = Mutex<Set<Int32>>([])
+
+/// Reaps zombie children nobody waits for. As the containers' subreaper we also inherit the
+/// runtime's own intermediate processes when the runtime command exits before them; they would
+/// stay zombies forever. Only processes named like the runtime are reaped, so children that
+/// other code in this process waits for are never taken.
+func reapStrayRuntimeProcesses(names: Set<String>) {
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return }
+    let tracked = trackedChildren.withLock { $0 }
+    for t in tasks {
+        guard let text = try? String(contentsOfFile: "/proc/self/task/\(t)/children", encoding: .utf8) else { continue }
+        for p in text.split(separator: " ") {
+            guard let pid = Int32(p.filter { $0 != "\n" }), !tracked.contains(pid),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+            let comm = String(stat[stat.index(after: open)..<close])
+            let state = stat[stat.index(close, offsetBy: 2)...].first
+            guard state == "Z", names.contains(comm) else { continue }
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, WNOHANG)
+        }
+    }
+}
+
 /// Waits for a process to exit on the loop. Loop-confined.
 final class ExitWatch {
     private var watch: FileDescriptorWatch?
@@ -68,6 +99,7 @@ final class ExitWatch {
         self.pid = pid
         self.pidfd = pidfd
         self.onExit = onExit
+        trackedChildren.withLock { _ = $0.insert(pid) }
         if pidfd >= 0, let w = try? loop.watch(fd: pidfd, events: Epoll.readable, { [unowned self] _ in self.check() }) {
             watch = w
         } else {
@@ -95,6 +127,7 @@ final class ExitWatch {
     }
 
     private func finish(_ exit: ProcessExit) {
+        trackedChildren.withLock { _ = $0.remove(pid) }
         watch?.cancel()
         watch = nil
         if let t = timer { loop.cancelTimer(t) }
@@ -195,6 +228,8 @@ func runBlocking(_ argv: [String], mountNamespace: Int32 = -1, capture: Bool = t
         return (ProcessExit(code: 127, signal: nil), error.message)
     }
     _ = ctandem_close(p[1])
+    trackedChildren.withLock { _ = $0.insert(spawned.pid) }
+    defer { trackedChildren.withLock { _ = $0.remove(spawned.pid) } }
     var out: [UInt8] = []
     if capture {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)

@@ -286,6 +286,25 @@ import Glibc
         await f.close()
     }
 
+    @Test func aKernelThatFloodsItsEventPipeIsRemoved() async throws {
+        let f = try await KernelFixture.make()
+        // User code can reach the driver's event descriptor through /proc: a 9 MiB line without
+        // a newline breaks the protocol.
+        let r = try await f.run("bad", """
+        import os
+        for fd in os.listdir('/proc/self/fd'):
+            try:
+                if os.readlink('/proc/self/fd/' + fd).startswith('pipe:') and int(fd) > 2:
+                    os.write(int(fd), b'x' * (9 << 20))
+            except OSError:
+                pass
+        """)
+        #expect(r.outcome.status == .died)
+        #expect(await f.service.state(workspace: "bad") == .dead)
+        #expect(try await f.run("bad", "1 + 1").outcome.result == "2")
+        await f.close()
+    }
+
     @Test func unsafeHostBackendRunsTheSameDrivers() async throws {
         let f = try await KernelFixture.make { $0.backend = "unsafe-host" }
         _ = try await f.run("dev", "v = 3")

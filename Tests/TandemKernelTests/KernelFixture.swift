@@ -74,6 +74,9 @@ final class KernelFixture: Sendable {
     func close() async {
         await service.shutdownAll()
         group.shutdown()
+        // As the subreaper we inherit the runtime's intermediate processes; none may be left
+        // as a zombie.
+        #expect(zombieChildren().isEmpty, "zombie children: \(zombieChildren())")
         if settings.backend == "oci" {
             let runtimeRoot = settings.stateDir + "/runtime"
             let containers = (try? FileManager.default.contentsOfDirectory(atPath: runtimeRoot)) ?? []
@@ -92,6 +95,20 @@ final class KernelFixture: Sendable {
         // Workspaces belong to the kernel user; root removes them.
         try? FileManager.default.removeItem(atPath: root)
     }
+}
+
+/// Our children that are zombies, as "pid comm".
+func zombieChildren() -> [String] {
+    var out: [String] = []
+    for t in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [] {
+        let text = (try? String(contentsOfFile: "/proc/self/task/\(t)/children", encoding: .utf8)) ?? ""
+        for p in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            if stat[stat.index(close, offsetBy: 2)...].first == "Z" { out.append(String(stat.prefix(upTo: close)) + ")") }
+        }
+    }
+    return out
 }
 
 /// Records a kernel's events for assertions.
