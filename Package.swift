@@ -40,14 +40,21 @@ let package = Package(
         .target(name: "TandemWebSocket", dependencies: ["TandemCrypto", "TandemHTTP", "CZlib"], swiftSettings: hotPath),
         .target(name: "TandemHTTP", swiftSettings: strict),
         .target(name: "TandemConfig", swiftSettings: strict),
+        // The thin wrapper over the system SQLite: connections, statements, WAL, migrations.
+        .target(name: "TandemSQLite", dependencies: ["CSQLite"], swiftSettings: strict),
         // The audit log: keyed digests only, hash chain, signed Merkle checkpoints, on SQLite.
-        .target(name: "TandemAudit", dependencies: ["CSQLite", "COpenSSL", "TandemCrypto"], swiftSettings: strict),
+        .target(name: "TandemAudit", dependencies: ["TandemSQLite", "COpenSSL", "TandemCrypto"], swiftSettings: strict),
+        // Users, tokens, sessions, workspaces, members, usage: one SQLite file behind a Mutex.
+        .target(name: "TandemStore", dependencies: ["TandemSQLite", "TandemCrypto"], swiftSettings: strict),
 
         // The event loop and transports (TCP, TLS).
         .target(
             name: "TandemLoop",
             dependencies: ["CTandemSystem", "COpenSSL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: hotPath),
+
+        // The tandem.v1 protocol: message catalogue, strict parsing, roles and permissions. Pure.
+        .target(name: "TandemProtocol", dependencies: ["TandemCrypto"], swiftSettings: strict),
 
         // Workspace kernels: persistent interpreters in OCI containers, driven from the loop.
         .target(
@@ -57,6 +64,24 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+
+        // The workspace server: tandem.v1 sessions, REST, auth and roles over the store, files and kernels.
+        .target(
+            name: "TandemWorkspace",
+            dependencies: [
+                "TandemServer", "TandemKernel", "TandemStore", "TandemFiles", "TandemProtocol", "TandemLoop",
+                "TandemConfig", "TandemCrypto", "TandemHTTP", "TandemWebSocket",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // A tandem.v1 client (tests, benchmarks, Swift scripts).
+        .target(
+            name: "TandemClient",
+            dependencies: ["TandemServer", "TandemLoop", "TandemCrypto", "TandemHTTP", "TandemWebSocket"],
+            swiftSettings: strict),
+
+        // Workspace files: openat2-scoped access, atomic writes, inotify change watching.
+        .target(name: "TandemFiles", dependencies: ["CTandemSystem", "TandemLoop", "TandemCrypto"], swiftSettings: strict),
 
         // HTTP/1.1 + WebSocket server and client on the loop.
         .target(
@@ -70,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "tandem",
             dependencies: [
-                "TandemServer", "TandemConfig", "TandemAudit", "TandemKernel",
+                "TandemServer", "TandemConfig", "TandemAudit", "TandemKernel", "TandemWorkspace", "TandemStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -86,11 +111,19 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "TandemCryptoTests", dependencies: ["TandemCrypto"]),
-        .testTarget(name: "TandemAuditTests", dependencies: ["TandemAudit", "TandemCrypto"]),
+        .testTarget(name: "TandemAuditTests", dependencies: ["TandemAudit", "TandemSQLite", "TandemCrypto"]),
+        .testTarget(name: "TandemStoreTests", dependencies: ["TandemStore", "TandemSQLite", "TandemCrypto"]),
         .testTarget(name: "TandemWebSocketTests", dependencies: ["TandemWebSocket", "TandemHTTP"]),
         .testTarget(name: "TandemHTTPTests", dependencies: ["TandemHTTP"]),
         .testTarget(name: "TandemConfigTests", dependencies: ["TandemConfig"]),
+        .testTarget(
+            name: "TandemFilesTests",
+            dependencies: ["TandemFiles", "TandemLoop", "TandemCrypto", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TandemKernelTests", dependencies: ["TandemKernel", "TandemLoop", "TandemConfig"]),
+        .testTarget(name: "TandemProtocolTests", dependencies: ["TandemProtocol", "TandemCrypto"]),
+        .testTarget(
+            name: "TandemWorkspaceTests",
+            dependencies: ["TandemWorkspace", "TandemClient", "TandemServer", "TandemStore", "TandemKernel", "TandemLoop", "TandemConfig", "TandemCrypto"]),
         .testTarget(
             name: "TandemIntegrationTests",
             dependencies: ["TandemServer", "TandemLoop", "TandemWebSocket", "TandemConfig"]),

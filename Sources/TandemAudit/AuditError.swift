@@ -1,4 +1,5 @@
 // Errors of the audit subsystem.
+import TandemSQLite
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 // Retention: pruning old entries while keeping the log verifiable.
+import TandemSQLite
 
 extension AuditLog {
     /// Deletes entries `1...treeSize`, where `treeSize` is the size of a signed tree head, and

@@ -2,6 +2,7 @@
 // the SQLite connection, batches queued entries into transactions, extends the hash chain and
 // the Merkle tree inside each transaction, and signs tree heads.
 
+import TandemSQLite
 import TandemCrypto
 #if canImport(Glibc)
 import Glibc

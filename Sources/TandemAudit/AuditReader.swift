@@ -1,4 +1,5 @@
 // Reading the log: verification, queries, JSON Lines export, proofs, content matching.
+import TandemSQLite
 import TandemCrypto
 
 /// A read-side view of an audit database, for the command line, tests and in-server queries

@@ -1,5 +1,6 @@
 // The audit database: schema, migrations and the statements the writer, the verifier and the
 // readers use. Only this module writes these tables.
+import TandemSQLite
 
 /// Durability of a commit.
 public enum AuditDurability: String, Sendable {

@@ -1,5 +1,6 @@
 // Verification: walk the hash chain and recompute the Merkle tree, check every signed tree head,
 // and report the first problem precisely.
+import TandemSQLite
 
 /// A problem found by verification.
 public struct AuditProblem: Sendable, Equatable, CustomStringConvertible {

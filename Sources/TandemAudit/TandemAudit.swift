@@ -10,7 +10,8 @@
 // - AuditKeys         content key (HMAC-SHA-256) and Ed25519 signing keys in 0600 files, rotation
 // - AuditReader       verification (AuditVerifier), queries, JSON Lines, proofs, `match`
 // - AuditProofs       proof files and their checking
-// - AuditStore        schema, migrations, statements; SQLite: the thin wrapper over CSQLite
+// - AuditStore        schema, migrations, statements (on TandemSQLite, the thin wrapper over
+//                     CSQLite; SQLite+AuditHash binds hashes)
 //
 // Invariants: only this module writes the audit tables; the SQLite connection of a log is used
 // only on its writer thread; raw content is never stored, logged or put in an error message.

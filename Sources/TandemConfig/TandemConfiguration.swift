@@ -117,10 +117,38 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var maxQueue = 64
         /// Output a kernel may stream per second; beyond it output is dropped and the gap reported.
         public var outputRateBytes = 4 * 1024 * 1024
-        /// Bytes of recent output each kernel keeps for replay to late joiners.
-        public var replayBytes = 256 * 1024
+        /// Bytes of recent events (mostly output) each kernel keeps for replay to late joiners.
+        public var replayBytes = 8 * 1024 * 1024
         /// Seconds a one-shot run may take (hard timeout), at most.
         public var runTimeout = 30.0
+
+        public init() {}
+    }
+
+    /// Workspaces: where they come from, file limits, per-client buffering, sessions.
+    public struct Workspaces: Sendable, Equatable {
+        /// Templates: one directory per template, copied into new workspaces.
+        public var templates = "config/templates"
+        /// Local directories whose git repositories (file:// URLs, paths) may be cloned.
+        public var cloneRoots: [String] = []
+        /// Allow cloning http:// and https:// git URLs (off by default: it lets users make the
+        /// server fetch any URL it can reach, internal ones included).
+        public var allowNetworkClone = false
+        /// Largest file read or written through the protocol or REST.
+        public var maxFileBytes = 16 * 1024 * 1024
+        /// Kernel output buffered for one slow client before it gets a gap instead.
+        public var clientBufferBytes = 1024 * 1024
+        /// Lifetime of a browser session cookie.
+        public var sessionHours = 24.0
+
+        public init() {}
+    }
+
+    /// Per-user limits.
+    public struct Quotas: Sendable, Equatable {
+        public var kernelsPerUser = 8
+        public var executionsPerDay = 20_000
+        public var cpuSecondsPerDay = 36_000
 
         public init() {}
     }
@@ -132,6 +160,8 @@ public struct TandemConfiguration: Sendable, Equatable {
     public var compression = Compression()
     public var log = Log()
     public var kernels = Kernels()
+    public var workspaces = Workspaces()
+    public var quotas = Quotas()
 
     public init() {}
 
@@ -210,6 +240,11 @@ public struct TandemConfiguration: Sendable, Equatable {
         key("kernels.statsHz", \.kernels.statsHz), key("kernels.maxCodeBytes", \.kernels.maxCodeBytes),
         key("kernels.maxQueue", \.kernels.maxQueue), key("kernels.outputRateBytes", \.kernels.outputRateBytes),
         key("kernels.replayBytes", \.kernels.replayBytes), key("kernels.runTimeout", \.kernels.runTimeout),
+        key("workspaces.templates", \.workspaces.templates), key("workspaces.cloneRoots", \.workspaces.cloneRoots),
+        key("workspaces.allowNetworkClone", \.workspaces.allowNetworkClone), key("workspaces.maxFileBytes", \.workspaces.maxFileBytes),
+        key("workspaces.clientBufferBytes", \.workspaces.clientBufferBytes), key("workspaces.sessionHours", \.workspaces.sessionHours),
+        key("quotas.kernelsPerUser", \.quotas.kernelsPerUser), key("quotas.executionsPerDay", \.quotas.executionsPerDay),
+        key("quotas.cpuSecondsPerDay", \.quotas.cpuSecondsPerDay),
     ]
 
     /// Applies flat dotted settings; unknown keys and wrong types are errors that name the key.
@@ -264,6 +299,9 @@ public struct TandemConfiguration: Sendable, Equatable {
         try check(kernels.outputRateBytes >= 1024, "kernels.outputRateBytes must be at least 1024")
         try check(kernels.replayBytes >= 0, "kernels.replayBytes must not be negative")
         try check(kernels.runTimeout > 0, "kernels.runTimeout must be positive")
+        try check(workspaces.maxFileBytes > 0 && workspaces.clientBufferBytes >= 64 * 1024, "workspaces.maxFileBytes must be positive and clientBufferBytes at least 65536")
+        try check(workspaces.sessionHours > 0, "workspaces.sessionHours must be positive")
+        try check(quotas.kernelsPerUser > 0 && quotas.executionsPerDay > 0 && quotas.cpuSecondsPerDay > 0, "quotas must be positive")
         try check(!kernels.cgroupParent.isEmpty && !kernels.cgroupParent.contains(".."), "kernels.cgroupParent must be a plain relative path")
     }
 

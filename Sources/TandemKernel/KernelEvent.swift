@@ -33,12 +33,24 @@ public enum KernelEvent: Sendable, Equatable {
     case stats(KernelStats)
     /// Something worth showing that is not an error of a request: pids limit hit, disk quota.
     case notice(code: String, message: String)
+    /// Someone acted on the kernel (interrupt, restart): everyone is told who.
+    case action(name: String, by: String)
 }
 
 public struct KernelEventRecord: Sendable, Equatable {
     public var workspace: String
     public var seq: UInt64
     public var event: KernelEvent
+}
+
+/// Events a late joiner missed that the replay buffer no longer holds.
+public struct ReplayGap: Sendable, Equatable {
+    /// The first and last sequence numbers lost.
+    public var fromSeq: UInt64
+    public var toSeq: UInt64
+    /// Output bytes among them (`atLeast` when even the index of evicted events is exhausted).
+    public var bytes: Int
+    public var atLeast: Bool
 }
 
 /// Receives a kernel's events. Called on the kernel loop: implementations hop to their own

@@ -109,18 +109,23 @@ public final class KernelService: Sendable {
         }
     }
 
-    public func interrupt(workspace: String) async throws(KernelError) {
+    /// Interrupts the running execution; `by` (a user name) is announced to everyone attached.
+    public func interrupt(workspace: String, by: String? = nil) async throws(KernelError) {
         try await onHost { host, reply in
-            host.existing(workspace)?.interrupt()
+            if let k = host.existing(workspace) {
+                if let by { k.announce("interrupt", by: by) }
+                k.interrupt()
+            }
             reply(.success(()))
         }
     }
 
     /// Replaces the workspace's kernel with a fresh one (state is lost); returns when it is ready.
-    public func restart(workspace: String, directory: String, kernel: String? = nil) async throws(KernelError) {
+    public func restart(workspace: String, directory: String, kernel: String? = nil, by: String? = nil) async throws(KernelError) {
         try await onHost { host, reply in
             do throws(KernelError) {
                 let k = try host.kernel(workspace: workspace, directory: directory, kernelName: kernel)
+                if let by { k.announce("restart", by: by) }
                 k.restart(reason: "restarted") { reply($0) }
             } catch {
                 reply(.failure(error))
@@ -149,11 +154,17 @@ public final class KernelService: Sendable {
 
     /// Subscribes `observer` to the workspace's kernel (without starting it) and returns the
     /// current state with the replay buffer.
-    public func attach(workspace: String, directory: String, observer: any KernelObserver, kernel: String? = nil) async throws(KernelError) -> KernelSnapshot {
+    /// With `afterSeq`, the snapshot holds only the events after it (and a gap when the buffer
+    /// no longer has some). `whileAttaching` runs on the kernel loop in the same step, so nothing
+    /// can happen between the snapshot and whatever it sets up (a subscription).
+    public func attach(workspace: String, directory: String, observer: any KernelObserver, kernel: String? = nil,
+                       afterSeq: UInt64? = nil, whileAttaching: (@Sendable () -> Void)? = nil) async throws(KernelError) -> KernelSnapshot {
         try await onHost { host, reply in
             do throws(KernelError) {
                 let k = try host.kernel(workspace: workspace, directory: directory, kernelName: kernel)
-                reply(.success(k.attach(observer)))
+                let snapshot = k.attach(observer, afterSeq: afterSeq)
+                whileAttaching?()
+                reply(.success(snapshot))
             } catch {
                 reply(.failure(error))
             }

@@ -23,6 +23,8 @@ public struct KernelSnapshot: Sendable {
     public var replay: [KernelEventRecord]
     public var queued: Int
     public var running: Int?
+    /// Set when the caller asked to resume after a sequence number older than the buffer.
+    public var gap: ReplayGap?
 }
 
 final class WorkspaceKernel {
@@ -78,10 +80,10 @@ final class WorkspaceKernel {
 
     // MARK: Observers
 
-    func attach(_ o: any KernelObserver) -> KernelSnapshot {
+    func attach(_ o: any KernelObserver, afterSeq: UInt64? = nil) -> KernelSnapshot {
         observers[ObjectIdentifier(o)] = o
         startStatsIfNeeded()
-        return snapshot()
+        return snapshot(afterSeq: afterSeq)
     }
 
     func detach(_ o: any KernelObserver) {
@@ -92,10 +94,31 @@ final class WorkspaceKernel {
         }
     }
 
-    func snapshot() -> KernelSnapshot {
-        KernelSnapshot(workspace: workspaceID, kernel: spec.name, state: state, seq: seq, replay: replay.records,
-                       queued: queue.count, running: running?.pending.id)
+    /// The current state and the replay buffer; with `afterSeq`, only the events after it (and
+    /// a gap when some of them are no longer held).
+    func snapshot(afterSeq: UInt64? = nil) -> KernelSnapshot {
+        var records = Array(replay.heldRecords)
+        var gap: ReplayGap?
+        if var after = afterSeq {
+            if after > seq {
+                // A sequence number from an earlier stream (the server restarted): start over,
+                // and say that everything before the buffer is unknown.
+                after = 0
+                gap = ReplayGap(fromSeq: 1, toSeq: (replay.heldRecords.first?.seq ?? (seq + 1)) - 1, bytes: 0, atLeast: true)
+            }
+            records = records.filter { $0.seq > after }
+            let firstHeld = replay.heldRecords.first?.seq ?? (seq + 1)
+            if gap == nil && after + 1 < firstHeld && after < seq {
+                let (bytes, atLeast) = replay.outputBytesEvicted(after: after)
+                gap = ReplayGap(fromSeq: after + 1, toSeq: firstHeld - 1, bytes: bytes, atLeast: atLeast)
+            }
+        }
+        return KernelSnapshot(workspace: workspaceID, kernel: spec.name, state: state, seq: seq, replay: Array(records),
+                              queued: queue.count, running: running?.pending.id, gap: gap)
     }
+
+    /// Tells everyone attached that `by` did `name` (interrupt, restart).
+    func announce(_ name: String, by: String) { emit(.action(name: name, by: by)) }
 
     private func emit(_ event: KernelEvent) {
         seq += 1
@@ -269,8 +292,8 @@ final class WorkspaceKernel {
             executionID: r.pending.id, status: status, result: result, error: error, wallNanos: now - r.startedAt,
             cpuNanos: max(0, (s?.cpuNanos ?? 0) - r.cpuAtStart), peakMemoryBytes: s?.memoryPeakBytes ?? 0)
         lastActivity = now
-        if process != nil, queue.isEmpty { setState(.idle) }
         emit(.finished(outcome))
+        if process != nil, queue.isEmpty { setState(.idle) }
         let stdout = String(decoding: r.stdout, as: UTF8.self)
         let stderr = String(decoding: r.stderr, as: UTF8.self)
         r.stdout = []
@@ -341,28 +364,74 @@ final class WorkspaceKernel {
 @available(*, unavailable)
 extension WorkspaceKernel: Sendable {}
 
-/// Recent events kept for replay, bounded by an estimate of their size.
+/// Recent events kept for replay, bounded by an estimate of their size. For evicted events
+/// it keeps a compact index (sequence number → output bytes so far), so a late joiner can be
+/// told how many output bytes it lost.
 struct ReplayBuffer {
     private(set) var records: [KernelEventRecord] = []
-    private var start = 0
+    private var head = 0
     private var bytes = 0
     let limit: Int
+    /// Output bytes in every event ever appended.
+    private var outputTotal = 0
+    /// Output bytes before each held record (parallel to `records`).
+    private var outputBefore: [Int] = []
+    /// (seq, output bytes before and through it) of evicted records, the newest 65,536.
+    private var evicted: [(seq: UInt64, before: Int, through: Int)] = []
 
     init(limit: Int) { self.limit = limit }
 
+    var heldRecords: ArraySlice<KernelEventRecord> { records[head...] }
+
     mutating func append(_ r: KernelEventRecord) {
-        guard limit > 0 else { return }
+        let size = Self.size(r)
+        outputBefore.append(outputTotal)
+        outputTotal += Self.outputBytes(r)
         records.append(r)
-        bytes += Self.size(r)
-        while bytes > limit, !records.isEmpty {
-            bytes -= Self.size(records.removeFirst())
+        bytes += size
+        while bytes > limit, head < records.count {
+            let old = records[head]
+            bytes -= Self.size(old)
+            evicted.append((old.seq, outputBefore[head], outputBefore[head] + Self.outputBytes(old)))
+            head += 1
+        }
+        if evicted.count > 70_000 { evicted.removeFirst(evicted.count - 65_536) }
+        // Compact now and then so the arrays do not grow without bound.
+        if head > 4096 && head * 2 > records.count {
+            records.removeFirst(head)
+            outputBefore.removeFirst(head)
+            head = 0
+        }
+        if limit == 0 {
+            records = []
+            outputBefore = []
+            head = 0
         }
     }
 
-    static func size(_ r: KernelEventRecord) -> Int {
-        if case .output(_, _, let text) = r.event { return 64 + text.utf8.count }
-        return 64
+    /// Output bytes in evicted events after `seq`.
+    func outputBytesEvicted(after seq: UInt64) -> (bytes: Int, atLeast: Bool) {
+        let firstHeldBefore = head < outputBefore.count ? outputBefore[head] : outputTotal
+        guard let oldest = evicted.first else { return (0, false) }
+        if seq < oldest.seq {
+            // Before the index starts: everything from its first entry on, and possibly more.
+            return (max(0, firstHeldBefore - oldest.before), seq + 1 < oldest.seq)
+        }
+        // The last evicted record at or before `seq`.
+        var lo = 0, hi = evicted.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if evicted[mid].seq <= seq { lo = mid } else { hi = mid - 1 }
+        }
+        return (max(0, firstHeldBefore - evicted[lo].through), false)
     }
+
+    static func outputBytes(_ r: KernelEventRecord) -> Int {
+        if case .output(_, _, let text) = r.event { return text.utf8.count }
+        return 0
+    }
+
+    static func size(_ r: KernelEventRecord) -> Int { 64 + outputBytes(r) }
 }
 
 /// Bytes per second with a one-second burst; consumption may overdraw it (a read is taken

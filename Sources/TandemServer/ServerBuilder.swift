@@ -80,6 +80,13 @@ public enum TandemServerBuilder {
         return routes
     }
 
+    /// The handshake settings (permessage-deflate) every WebSocket route starts from.
+    public static func webSocketHandshake(_ c: TandemConfiguration) -> WebSocketServerHandshake.Configuration {
+        var hs = WebSocketServerHandshake.Configuration()
+        hs.deflate = PerMessageDeflateConfiguration(c.compression)
+        return hs
+    }
+
     /// Starts loops and a listening server for `c` with `routes`.
     public static func start(_ c: TandemConfiguration, routes: Routes, logger: Logger) throws -> HTTPServer {
         let loops = c.server.loops > 0 ? c.server.loops : max(1, Int(systemCoreCount()))

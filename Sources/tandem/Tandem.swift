@@ -4,6 +4,7 @@ import Logging
 import TandemConfig
 import TandemServer
 import TandemLoop
+import TandemWorkspace
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,7 @@ struct Tandem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "A WebSocket-first collaborative workspace server.",
-        subcommands: [Serve.self, Version.self, ConfigCommand.self, AuditCommand.self, KernelCommand.self])
+        subcommands: [Serve.self, Version.self, ConfigCommand.self, AuditCommand.self, KernelCommand.self, UserCommand.self, TokenCommand.self])
 }
 
 struct Version: ParsableCommand {
@@ -74,7 +75,16 @@ struct Serve: ParsableCommand {
 
         // Signals are taken synchronously by this thread; loops inherit the blocked mask.
         blockShutdownSignals()
-        let server = try TandemServerBuilder.start(c, routes: TandemServerBuilder.baseRoutes(c), logger: logger)
+        let app = try WorkspaceApp.start(c, base: currentDirectory(), logger: logger)
+        var routes = TandemServerBuilder.baseRoutes(c)
+        app.workspaces.install(into: &routes, handshake: TandemServerBuilder.webSocketHandshake(c))
+        let server: HTTPServer
+        do {
+            server = try TandemServerBuilder.start(c, routes: routes, logger: logger)
+        } catch {
+            app.stop()
+            throw error
+        }
         if let portFile {
             let text = Array("\(server.port)\n".utf8)
             let fd = open(portFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -85,6 +95,20 @@ struct Serve: ParsableCommand {
         }
         let scheme = c.tls.enabled ? "https" : "http"
         logger.info("Tandem \(TandemVersion.string) serving \(scheme)://\(c.server.host):\(server.port)/")
+        if let token = app.firstAdminToken {
+            // First start: the only time this token is shown.
+            FileHandleOut.write("""
+
+            First start: created the administrator "admin". Sign in with this link; the token is
+            stored only as a hash and is never shown again (revoke it with `tandem token revoke`):
+
+                \(scheme)://\(c.server.host):\(server.port)/#token=\(token)
+
+            Scripts: Authorization: Bearer \(token)
+
+
+            """, fd: 2)
+        }
         while true {
             let sig = waitForShutdownSignal()
             if sig == SIGHUP {
@@ -95,6 +119,7 @@ struct Serve: ParsableCommand {
             break
         }
         server.shutdown()
+        app.stop()
         logger.info("stopped")
     }
 }

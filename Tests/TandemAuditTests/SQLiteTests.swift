@@ -1,5 +1,6 @@
 import Testing
 @testable import TandemAudit
+import TandemSQLite
 
 @Suite struct SQLiteTests {
     @Test func roundTripsValuesThroughPreparedStatements() throws {

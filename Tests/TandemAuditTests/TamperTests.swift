@@ -2,6 +2,7 @@
 import Testing
 import TandemCrypto
 @testable import TandemAudit
+import TandemSQLite
 
 @Suite struct TamperTests {
     /// 30 entries, tree heads every 8 (and at 30, on close).

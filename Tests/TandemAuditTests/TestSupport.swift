@@ -1,5 +1,6 @@
 // Helpers for the audit tests: temporary directories and raw database access.
 @testable import TandemAudit
+import TandemSQLite
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -108,9 +108,13 @@ import Foundation
         let later = b.hasTokens(now: 2 + wait + 1_000_000)
         #expect(first && !overdrawn && later)
         #expect(wait > 400_000_000 && wait < 600_000_000)
-        var r = ReplayBuffer(limit: 300)
+        var r = ReplayBuffer(limit: 300)  // 74 bytes per record below: four fit
         for i in 1...5 { r.append(KernelEventRecord(workspace: "w", seq: UInt64(i), event: .output(executionID: 1, stream: .stdout, text: "0123456789"))) }
-        #expect(r.records.map(\.seq) == [2, 3, 4, 5] || r.records.map(\.seq) == [3, 4, 5])
-        #expect(r.records.last?.seq == 5)
+        #expect(r.heldRecords.map(\.seq) == [2, 3, 4, 5])
+        #expect(r.outputBytesEvicted(after: 0) == (10, false))
+        for i in 6...7 { r.append(KernelEventRecord(workspace: "w", seq: UInt64(i), event: .output(executionID: 1, stream: .stdout, text: "0123456789"))) }
+        #expect(r.heldRecords.map(\.seq) == [4, 5, 6, 7])
+        #expect(r.outputBytesEvicted(after: 1) == (20, false))
+        #expect(r.outputBytesEvicted(after: 0) == (30, false))
     }
 }

@@ -94,4 +94,102 @@ int ctandem_attach_mount(const char *source, int pid, const char *target);
 ssize_t ctandem_pread(int fd, void *buf, size_t len, long offset);
 /// Sets or clears O_NONBLOCK.
 int ctandem_set_nonblocking(int fd, int on);
+// ---- Workspace files (files.c) ----
+// Scoped path resolution and *at calls for the workspace file layer (TandemFiles). Every call
+// returns -errno on failure and retries EINTR; descriptors are opened close-on-exec.
+
+extern const int CTANDEM_O_RDONLY;
+extern const int CTANDEM_O_WRONLY;
+extern const int CTANDEM_O_PATH;
+extern const int CTANDEM_O_DIRECTORY;
+extern const int CTANDEM_O_NOFOLLOW;
+extern const int CTANDEM_O_CREAT;
+extern const int CTANDEM_O_EXCL;
+extern const int CTANDEM_O_NONBLOCK;
+extern const int CTANDEM_O_NOCTTY;
+/// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV.
+extern const uint64_t CTANDEM_RESOLVE_WORKSPACE;
+extern const unsigned CTANDEM_RENAME_NOREPLACE;
+extern const unsigned CTANDEM_RENAME_EXCHANGE;
+
+/// openat2(2) (Linux >= 5.6, syscall 437) with O_CLOEXEC added; `mode` is used only with
+/// O_CREAT. Retries EINTR, and EAGAIN (a ".." race under RESOLVE_BENEATH) a bounded number of
+/// times. Returns the fd or -errno (ELOOP: a symlink on the way, EXDEV: escape or mount crossing).
+int ctandem_openat2(int dirfd, const char *path, int flags, unsigned mode, uint64_t resolve);
+
+/// File kinds in ctandem_file_stat.kind and from ctandem_dirent_next.
+#define CTANDEM_KIND_OTHER 0
+#define CTANDEM_KIND_FILE 1
+#define CTANDEM_KIND_DIRECTORY 2
+#define CTANDEM_KIND_SYMLINK 3
+/// Only from ctandem_dirent_next: the file system does not fill d_type.
+#define CTANDEM_KIND_UNKNOWN 4
+
+/// The fields of struct stat the file layer uses, flattened.
+typedef struct {
+    uint32_t kind;
+    /// Permission bits (mode & 07777).
+    uint32_t mode;
+    int64_t size;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+    uint64_t dev;
+    uint64_t ino;
+    uint32_t uid;
+    uint32_t gid;
+    uint64_t nlink;
+} ctandem_file_stat;
+
+int ctandem_fstat(int fd, ctandem_file_stat *out);
+/// fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW).
+int ctandem_fstatat_nofollow(int dirfd, const char *name, ctandem_file_stat *out);
+/// Opens the inode an O_PATH descriptor refers to (through /proc/self/fd) with `flags`.
+int ctandem_reopen(int fd, int flags);
+int ctandem_mkdirat(int dirfd, const char *name, unsigned mode);
+/// unlinkat, with AT_REMOVEDIR when `is_dir`.
+int ctandem_unlinkat(int dirfd, const char *name, int is_dir);
+/// renameat2(2) through syscall(); flags CTANDEM_RENAME_NOREPLACE / CTANDEM_RENAME_EXCHANGE.
+int ctandem_renameat2(int olddirfd, const char *oldname, int newdirfd, const char *newname, unsigned flags);
+int ctandem_fchown(int fd, uint32_t uid, uint32_t gid);
+int ctandem_fchmod(int fd, unsigned mode);
+int ctandem_fsync(int fd);
+/// Writes all `len` bytes (looping over short writes); returns len or -errno.
+ssize_t ctandem_write_all(int fd, const void *buf, size_t len);
+/// Reads until `len` bytes or end of file; returns the count or -errno.
+ssize_t ctandem_read_full(int fd, void *buf, size_t len);
+/// lseek(fd, 0, SEEK_SET) on a directory, to read its entries again.
+int ctandem_rewind_dir(int fd);
+/// getdents64(2) into `buf`; 0 at the end of the directory.
+ssize_t ctandem_getdents(int fd, void *buf, size_t len);
+/// Steps through a getdents64 buffer from `*pos`, skipping "." and "..". Returns 1 with the
+/// entry's NUL-terminated name (pointing into `buf`) and its CTANDEM_KIND_*, or 0 at the end.
+int ctandem_dirent_next(const void *buf, size_t len, size_t *pos, const char **name, uint8_t *type);
+
+extern const uint32_t CTANDEM_IN_CREATE;
+extern const uint32_t CTANDEM_IN_MODIFY;
+extern const uint32_t CTANDEM_IN_CLOSE_WRITE;
+extern const uint32_t CTANDEM_IN_DELETE;
+extern const uint32_t CTANDEM_IN_DELETE_SELF;
+extern const uint32_t CTANDEM_IN_MOVE_SELF;
+extern const uint32_t CTANDEM_IN_MOVED_FROM;
+extern const uint32_t CTANDEM_IN_MOVED_TO;
+extern const uint32_t CTANDEM_IN_ATTRIB;
+extern const uint32_t CTANDEM_IN_IGNORED;
+extern const uint32_t CTANDEM_IN_ISDIR;
+extern const uint32_t CTANDEM_IN_Q_OVERFLOW;
+extern const uint32_t CTANDEM_IN_UNMOUNT;
+extern const uint32_t CTANDEM_IN_ONLYDIR;
+extern const uint32_t CTANDEM_IN_EXCL_UNLINK;
+
+/// inotify_init1(IN_NONBLOCK | IN_CLOEXEC).
+int ctandem_inotify_init(void);
+/// Watches the directory open as `dirfd` (any descriptor, O_PATH included) through its
+/// /proc/self/fd magic link, with IN_ONLYDIR added. Returns the watch descriptor.
+int ctandem_inotify_add_fd(int ifd, int dirfd, uint32_t mask);
+int ctandem_inotify_rm(int ifd, int wd);
+/// Steps through a buffer read from an inotify descriptor. Returns 1 with the event's fields
+/// (`name` points into `buf`, "" for events on the watched directory itself), or 0 at the end.
+int ctandem_inotify_next(const void *buf, size_t len, size_t *pos, int32_t *wd, uint32_t *mask,
+                         uint32_t *cookie, const char **name);
+// ---- end of workspace files ----
 #endif

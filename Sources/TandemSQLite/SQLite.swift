@@ -1,10 +1,12 @@
 // A thin wrapper over the system SQLite (CSQLite): one connection class, one statement class,
 // transactions, WAL, and migrations keyed on `PRAGMA user_version`.
 //
-// Ownership: a `SQLiteConnection` and its statements belong to exactly one thread (the audit
-// writer's thread, or the thread of a command-line reader). They are not Sendable, and the
-// connection is opened with SQLITE_OPEN_NOMUTEX (SQLite's "multi-thread" mode: no locking inside
-// SQLite, the caller guarantees single-threaded use of the connection).
+// Ownership: a `SQLiteConnection` and its statements are used by one thread at a time (the audit
+// writer's thread, a command-line reader, or whoever holds the lock of the `Mutex` the
+// connection lives in). They are not Sendable, and the connection is opened with
+// SQLITE_OPEN_NOMUTEX (SQLite's "multi-thread" mode: no locking inside SQLite, the caller
+// guarantees that no two threads use the connection or its statements at the same time).
+// Nothing outside this file sees an `OpaquePointer`.
 internal import CSQLite
 #if canImport(Glibc)
 import Glibc
@@ -26,6 +28,40 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     /// The SQL being prepared or executed, if any.
     public let sql: String?
 
+    /// Makes an error; for wrappers that report their own failures in SQLite's terms.
+    public init(code: Int32, message: String, sql: String?) {
+        self.code = code
+        self.message = message
+        self.sql = sql
+    }
+
+    /// The primary result code (the low 8 bits of ``code``), e.g. `SQLITE_CONSTRAINT` for
+    /// `SQLITE_CONSTRAINT_UNIQUE`.
+    public var primaryCode: Int32 { code & 0xff }
+
+    /// Which kind of constraint a statement violated.
+    public enum Constraint: Sendable, Equatable {
+        case unique, primaryKey, foreignKey, check, notNull, other
+    }
+
+    /// The violated constraint when this is an `SQLITE_CONSTRAINT` error, else nil.
+    public var constraint: Constraint? {
+        guard primaryCode == SQLITE_CONSTRAINT else { return nil }
+        // The extended codes are macros Swift does not import: SQLITE_CONSTRAINT | (n << 8).
+        switch code >> 8 {
+        case 8: return .unique  // SQLITE_CONSTRAINT_UNIQUE
+        case 6: return .primaryKey  // SQLITE_CONSTRAINT_PRIMARYKEY
+        case 3: return .foreignKey  // SQLITE_CONSTRAINT_FOREIGNKEY
+        case 1: return .check  // SQLITE_CONSTRAINT_CHECK
+        case 5: return .notNull  // SQLITE_CONSTRAINT_NOTNULL
+        default: return .other
+        }
+    }
+
+    /// Whether another connection held a lock past the busy timeout (`SQLITE_BUSY`,
+    /// `SQLITE_LOCKED` and their extended codes).
+    public var isBusy: Bool { primaryCode == SQLITE_BUSY || primaryCode == SQLITE_LOCKED }
+
     public var description: String {
         var s = "SQLite error \(code): \(message)"
         if let sql { s += " - while executing `\(sql)`" }
@@ -34,19 +70,19 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Where a transaction takes its write lock.
-enum SQLiteTransactionKind: String {
+public enum SQLiteTransactionKind: String, Sendable {
     /// Takes the write lock at the first write.
     case deferred = "DEFERRED"
     /// Takes the write lock at `BEGIN`: fails early (after the busy timeout) rather than mid-way.
     case immediate = "IMMEDIATE"
 }
 
-/// One connection to one SQLite database file, used from one thread.
-final class SQLiteConnection {
+/// One connection to one SQLite database file, used by one thread at a time.
+public final class SQLiteConnection {
     /// The `sqlite3*` handle. Only this file sees it.
     fileprivate let handle: OpaquePointer
     /// The path the connection was opened with.
-    let path: String
+    public let path: String
 
     /// Opens (and with `create`, creates) a database file.
     ///
@@ -57,7 +93,7 @@ final class SQLiteConnection {
     ///   - create: Create the file when it does not exist (ignored when `readOnly`).
     ///   - busyTimeoutMilliseconds: How long a statement waits for another connection's lock
     ///     before failing with `SQLITE_BUSY`.
-    init(path: String, readOnly: Bool = false, create: Bool = true, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
+    public init(path: String, readOnly: Bool = false, create: Bool = true, busyTimeoutMilliseconds: Int32 = 5000) throws(SQLiteError) {
         var db: OpaquePointer?
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE
         if readOnly {
@@ -89,7 +125,7 @@ final class SQLiteConnection {
     }
 
     /// Runs one or more SQL statements that take no parameters and return no rows of interest.
-    func execute(_ sql: String) throws(SQLiteError) {
+    public func execute(_ sql: String) throws(SQLiteError) {
         var errmsg: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &errmsg)
         if rc != SQLITE_OK {
@@ -100,7 +136,7 @@ final class SQLiteConnection {
     }
 
     /// Compiles one statement.
-    func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
         guard rc == SQLITE_OK, let stmt else { throw error(rc, sql: sql) }
@@ -108,7 +144,7 @@ final class SQLiteConnection {
     }
 
     /// Runs `body` in one transaction: committed when `body` returns, rolled back when it throws.
-    func transaction<R, E: Error>(_ kind: SQLiteTransactionKind = .immediate, _ body: () throws(E) -> R) throws -> R {
+    public func transaction<R, E: Error>(_ kind: SQLiteTransactionKind = .immediate, _ body: () throws(E) -> R) throws -> R {
         try execute("BEGIN \(kind.rawValue)")
         let result: R
         do {
@@ -127,18 +163,18 @@ final class SQLiteConnection {
     }
 
     /// Whether a transaction is open on this connection.
-    var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+    public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
     /// Reads a single integer (the first column of the first row), or nil when there is no row
     /// or the value is NULL.
-    func scalarInt64(_ sql: String) throws(SQLiteError) -> Int64? {
+    public func scalarInt64(_ sql: String) throws(SQLiteError) -> Int64? {
         let s = try prepare(sql)
         guard try s.step(), !s.isNull(0) else { return nil }
         return s.int64(0)
     }
 
     /// `PRAGMA user_version`: the schema version our migrations have reached.
-    func userVersion() throws(SQLiteError) -> Int {
+    public func userVersion() throws(SQLiteError) -> Int {
         Int(try scalarInt64("PRAGMA user_version") ?? 0)
     }
 
@@ -147,7 +183,7 @@ final class SQLiteConnection {
     /// - Parameter synchronous: `FULL` syncs the WAL at every commit (survives power loss);
     ///   `NORMAL` syncs only at checkpoints (survives a process crash, may lose the last
     ///   transactions on power loss).
-    func enableWAL(synchronous: String) throws(SQLiteError) {
+    public func enableWAL(synchronous: String) throws(SQLiteError) {
         let s = try prepare("PRAGMA journal_mode=WAL")
         guard try s.step(), s.text(0).lowercased() == "wal" else {
             throw SQLiteError(code: SQLITE_ERROR, message: "cannot switch to WAL mode", sql: "PRAGMA journal_mode=WAL")
@@ -160,7 +196,7 @@ final class SQLiteConnection {
     ///
     /// - Throws: `SQLiteError` when a migration fails (that migration is rolled back), or when
     ///   the database is newer than this code (`user_version > migrations.count`).
-    func migrate(_ migrations: [String]) throws(SQLiteError) {
+    public func migrate(_ migrations: [String]) throws(SQLiteError) {
         let current = try userVersion()
         if current > migrations.count {
             throw SQLiteError(
@@ -182,23 +218,28 @@ final class SQLiteConnection {
     }
 
     /// Rows changed by the last INSERT, UPDATE or DELETE.
-    var changes: Int { Int(sqlite3_changes(handle)) }
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// The rowid of the most recent successful INSERT on this connection.
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 }
 
 @available(*, unavailable)
 extension SQLiteConnection: Sendable {}
 
 /// The storage class of a column value.
-enum SQLiteColumnType: Equatable {
+public enum SQLiteColumnType: Equatable, Sendable {
+    /// `SQLITE_INTEGER`, `SQLITE_FLOAT`, `SQLITE_TEXT`, `SQLITE_BLOB`, `SQLITE_NULL`.
     case integer, float, text, blob, null
 }
 
 /// A prepared statement. Parameters and columns are 0-based here (SQLite's parameters are
 /// 1-based; the wrapper adds the 1).
-final class SQLiteStatement {
+public final class SQLiteStatement {
     private let connection: SQLiteConnection
     private let handle: OpaquePointer
-    let sql: String
+    /// The statement's SQL text.
+    public let sql: String
 
     fileprivate init(connection: SQLiteConnection, handle: OpaquePointer, sql: String) {
         self.connection = connection
@@ -208,19 +249,34 @@ final class SQLiteStatement {
 
     deinit { sqlite3_finalize(handle) }
 
-    func check(_ rc: Int32) throws(SQLiteError) {
+    /// Throws the connection's current error when `rc` is not `SQLITE_OK`; for result codes
+    /// returned by ``bindRaw(_:_:)``.
+    public func check(_ rc: Int32) throws(SQLiteError) {
         if rc != SQLITE_OK { throw connection.error(rc, sql: sql) }
     }
 
     // MARK: Binding
 
-    func bind(_ index: Int, _ value: Int64) throws(SQLiteError) {
+    /// Binds an integer to parameter `index` (0-based).
+    public func bind(_ index: Int, _ value: Int64) throws(SQLiteError) {
         try check(sqlite3_bind_int64(handle, Int32(index + 1), value))
     }
 
-    func bind(_ index: Int, _ value: Int) throws(SQLiteError) { try bind(index, Int64(value)) }
+    /// Binds an integer to parameter `index` (0-based).
+    public func bind(_ index: Int, _ value: Int) throws(SQLiteError) { try bind(index, Int64(value)) }
 
-    func bind(_ index: Int, _ value: String) throws(SQLiteError) {
+    /// Binds an integer, or NULL when `value` is nil.
+    public func bind(_ index: Int, _ value: Int64?) throws(SQLiteError) {
+        if let value { try bind(index, value) } else { try bindNull(index) }
+    }
+
+    /// Binds text, or NULL when `value` is nil.
+    public func bind(_ index: Int, _ value: String?) throws(SQLiteError) {
+        if let value { try bind(index, value) } else { try bindNull(index) }
+    }
+
+    /// Binds text (copied; embedded NULs are kept) to parameter `index` (0-based).
+    public func bind(_ index: Int, _ value: String) throws(SQLiteError) {
         var v = value
         let rc = v.withUTF8 { p -> Int32 in
             if let base = p.baseAddress {
@@ -232,7 +288,8 @@ final class SQLiteStatement {
         try check(rc)
     }
 
-    func bind(_ index: Int, bytes: UnsafeRawBufferPointer) throws(SQLiteError) {
+    /// Binds a blob (copied); an empty buffer binds an empty blob, not NULL.
+    public func bind(_ index: Int, bytes: UnsafeRawBufferPointer) throws(SQLiteError) {
         // A zero-length blob with a nil pointer would bind NULL; give SQLite a valid pointer.
         let rc: Int32
         if let base = bytes.baseAddress {
@@ -245,14 +302,15 @@ final class SQLiteStatement {
 
     /// Binds a blob (copied) and returns SQLite's result code, for use inside a
     /// `withUnsafeBytes` closure; check it with ``check(_:)``.
-    func bindRaw(_ index: Int, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+    public func bindRaw(_ index: Int, _ bytes: UnsafeRawBufferPointer) -> Int32 {
         if let base = bytes.baseAddress {
             return sqlite3_bind_blob(handle, Int32(index + 1), base, Int32(bytes.count), sqliteTransient)
         }
         return sqlite3_bind_zeroblob(handle, Int32(index + 1), 0)
     }
 
-    func bind(_ index: Int, bytes: [UInt8]) throws(SQLiteError) {
+    /// Binds a blob (copied); an empty array binds an empty blob, not NULL.
+    public func bind(_ index: Int, bytes: [UInt8]) throws(SQLiteError) {
         let rc = bytes.withUnsafeBytes { b in
             if let base = b.baseAddress {
                 return sqlite3_bind_blob(handle, Int32(index + 1), base, Int32(b.count), sqliteTransient)
@@ -262,14 +320,8 @@ final class SQLiteStatement {
         try check(rc)
     }
 
-    func bind(_ index: Int, hash: AuditHash) throws(SQLiteError) {
-        let rc = hash.withUnsafeBytes { b in
-            sqlite3_bind_blob(handle, Int32(index + 1), b.baseAddress, 32, sqliteTransient)
-        }
-        try check(rc)
-    }
-
-    func bindNull(_ index: Int) throws(SQLiteError) {
+    /// Binds NULL to parameter `index` (0-based).
+    public func bindNull(_ index: Int) throws(SQLiteError) {
         try check(sqlite3_bind_null(handle, Int32(index + 1)))
     }
 
@@ -277,7 +329,7 @@ final class SQLiteStatement {
 
     /// Advances to the next row. Returns true when a row is available, false when done.
     @discardableResult
-    func step() throws(SQLiteError) -> Bool {
+    public func step() throws(SQLiteError) -> Bool {
         let rc = sqlite3_step(handle)
         switch rc {
         case SQLITE_ROW: return true
@@ -286,14 +338,21 @@ final class SQLiteStatement {
         }
     }
 
-    /// Resets the statement for another run (bindings are kept until rebound).
-    func reset() {
+    /// Resets the statement for another run (bindings are kept until rebound). A statement that
+    /// stopped at a row keeps its read transaction open until it is reset or finalized.
+    public func reset() {
         sqlite3_reset(handle)
+    }
+
+    /// Sets every parameter back to NULL.
+    public func clearBindings() {
+        sqlite3_clear_bindings(handle)
     }
 
     // MARK: Columns
 
-    func columnType(_ index: Int) -> SQLiteColumnType {
+    /// The storage class of column `index` (0-based) of the current row.
+    public func columnType(_ index: Int) -> SQLiteColumnType {
         switch sqlite3_column_type(handle, Int32(index)) {
         case SQLITE_INTEGER: return .integer
         case SQLITE_FLOAT: return .float
@@ -303,11 +362,14 @@ final class SQLiteStatement {
         }
     }
 
-    func isNull(_ index: Int) -> Bool { sqlite3_column_type(handle, Int32(index)) == SQLITE_NULL }
+    /// Whether column `index` of the current row is NULL.
+    public func isNull(_ index: Int) -> Bool { sqlite3_column_type(handle, Int32(index)) == SQLITE_NULL }
 
-    func int64(_ index: Int) -> Int64 { sqlite3_column_int64(handle, Int32(index)) }
+    /// Column `index` of the current row as an integer (0 for NULL).
+    public func int64(_ index: Int) -> Int64 { sqlite3_column_int64(handle, Int32(index)) }
 
-    func text(_ index: Int) -> String {
+    /// Column `index` of the current row as text ("" for NULL).
+    public func text(_ index: Int) -> String {
         guard let p = sqlite3_column_text(handle, Int32(index)) else { return "" }
         let n = Int(sqlite3_column_bytes(handle, Int32(index)))
         return String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
@@ -315,7 +377,7 @@ final class SQLiteStatement {
 
     /// Calls `body` with the column's bytes as stored (text as UTF-8, blob as is). The buffer is
     /// valid only inside `body`.
-    func withBytes<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withBytes<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         // Ask for the pointer first, then the length (SQLite's documented order).
         let type = sqlite3_column_type(handle, Int32(index))
         let p: UnsafeRawPointer? =
@@ -326,7 +388,8 @@ final class SQLiteStatement {
         return try body(UnsafeRawBufferPointer(start: n == 0 ? nil : p, count: n))
     }
 
-    func blob(_ index: Int) -> [UInt8] {
+    /// Column `index` of the current row as bytes ([] for NULL).
+    public func blob(_ index: Int) -> [UInt8] {
         withBytes(index) { Array($0) }
     }
 }

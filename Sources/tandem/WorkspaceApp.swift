@@ -1,0 +1,74 @@
+// What `tandem serve` runs besides the HTTP server: the metadata store, the kernels on their own
+// loop, and the workspace server that ties them to tandem.v1.
+import Dispatch
+import Logging
+import TandemConfig
+import TandemKernel
+import TandemLoop
+import TandemStore
+import TandemWorkspace
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct WorkspaceApp {
+    let store: TandemStore
+    let kernelLoop: EventLoopGroup
+    let kernels: KernelService
+    let workspaces: WorkspaceServer
+    /// Set on the first start (no users yet): the new administrator's token, shown once.
+    let firstAdminToken: String?
+
+    static func start(_ c: TandemConfiguration, base: String, logger: Logger) throws -> WorkspaceApp {
+        let settings = WorkspaceSettings(c, base: base)
+        let store = try openStore(dataRoot: settings.dataRoot)
+        var firstToken: String?
+        if try store.userCount() == 0 {
+            let admin = try store.createUser(name: "admin", displayName: "Administrator", isAdmin: true)
+            firstToken = try store.createToken(user: admin.id, name: "first start").plaintext
+        }
+        let group = try EventLoopGroup(count: 1, logger: logger)
+        let box = ResultBox<KernelService>()
+        let done = DispatchSemaphore(value: 0)
+        let kernelSettings = c.kernels
+        Task {
+            do {
+                box.set(.success(try await KernelService.start(settings: kernelSettings, base: base, loop: group.loops[0], logger: logger)))
+            } catch {
+                box.set(.failure(error))
+            }
+            done.signal()
+        }
+        done.wait()
+        let kernels: KernelService
+        do {
+            kernels = try box.get()
+        } catch {
+            group.shutdown()
+            logger.critical("kernels cannot run on this host", metadata: ["error": "\(error)"])
+            throw error
+        }
+        let workspaces = try WorkspaceServer(settings: settings, store: store, kernels: kernels, logger: logger)
+        return WorkspaceApp(store: store, kernelLoop: group, kernels: kernels, workspaces: workspaces, firstAdminToken: firstToken)
+    }
+
+    /// Stops every kernel (removing their containers) and the kernel loop.
+    func stop() {
+        let done = DispatchSemaphore(value: 0)
+        let kernels = self.kernels
+        Task {
+            await kernels.shutdownAll()
+            done.signal()
+        }
+        done.wait()
+        kernelLoop.shutdown()
+    }
+}
+
+/// The store lives at `<data>/.tandem/tandem.db` (the directory is private to the server).
+func openStore(dataRoot: String) throws -> TandemStore {
+    let dir = dataRoot + "/.tandem"
+    mkdir(dataRoot, 0o755)
+    mkdir(dir, 0o700)
+    return try TandemStore(path: dir + "/tandem.db")
+}
