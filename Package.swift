@@ -95,7 +95,7 @@ let package = Package(
         .executableTarget(
             name: "tandem",
             dependencies: [
-                "TandemServer", "TandemConfig", "TandemAudit", "TandemKernel", "TandemWorkspace", "TandemStore",
+                "TandemServer", "TandemConfig", "TandemAudit", "TandemKernel", "TandemWorkspace", "TandemStore", "TandemClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -38,15 +38,28 @@ public final class TandemClient: Sendable {
         var closed: (code: Int?, reason: String)?
         var opened: CheckedContinuation<Result<Void, ClientError>, Never>?
         var maxEvents = 100_000
+        /// When false, events are only counted (bytes and number) except `kernel.finished`.
+        var decodeEvents = true
+        var eventBytes = 0
+        var eventCount = 0
+        /// Callers waiting for an event that matches.
+        var waiters: [Int: Waiter] = [:]
+    }
+
+    struct Waiter {
+        var match: @Sendable (JSONValue) -> Bool
+        var continuation: CheckedContinuation<JSONValue?, Never>
     }
 
     private init(loop: EventLoop) { self.loop = loop }
 
     /// Connects and waits for the server's `hello`. `headers` go on the upgrade request
     /// (`Authorization: Bearer …`, `Cookie`, `Origin`).
-    public static func connect(url: String, headers: [(String, String)] = [], loop: EventLoop) async throws(ClientError) -> TandemClient {
+    public static func connect(url: String, headers: [(String, String)] = [], loop: EventLoop,
+                               decodeEvents: Bool = true) async throws(ClientError) -> TandemClient {
         guard let u = WebSocketURL(url) else { throw ClientError("bad_url", url) }
         let client = TandemClient(loop: loop)
+        client.state.withLock { $0.decodeEvents = decodeEvents }
         let r: Result<Void, ClientError> = await withCheckedContinuation { cont in
             client.state.withLock { $0.opened = cont }
             let accepted = loop.execute { l in
@@ -106,14 +119,25 @@ public final class TandemClient: Sendable {
     /// Events received so far (everything that is not a reply).
     public var events: [JSONValue] { state.withLock { $0.events } }
 
-    /// Waits until an event matches; returns it, or nil after `timeout` seconds.
-    public func waitForEvent(timeout: Double = 10, _ match: (JSONValue) -> Bool) async -> JSONValue? {
-        let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
-        while ContinuousClock.now < deadline {
-            if let e = events.first(where: match) { return e }
-            try? await Task.sleep(nanoseconds: 2_000_000)
+    /// Waits until an event matches (one already received counts); returns it, or nil after
+    /// `timeout` seconds. Woken by the event itself, not by polling.
+    public func waitForEvent(timeout: Double = 10, _ match: @escaping @Sendable (JSONValue) -> Bool) async -> JSONValue? {
+        let key = nextID.add(1, ordering: .relaxed).newValue + 1_000_000_000
+        return await withCheckedContinuation { (cont: CheckedContinuation<JSONValue?, Never>) in
+            let found = state.withLock { s -> JSONValue? in
+                if let e = s.events.first(where: match) { return e }
+                s.waiters[key] = Waiter(match: match, continuation: cont)
+                return nil
+            }
+            if let found { return cont.resume(returning: found) }
+            loop.execute { [weak self] l in
+                l.schedule(afterNanos: UInt64(timeout * 1e9)) { [weak self] in
+                    guard let self else { return }
+                    let w = self.state.withLock { $0.waiters.removeValue(forKey: key) }
+                    w?.continuation.resume(returning: nil)
+                }
+            }
         }
-        return nil
     }
 
     public func clearEvents() { state.withLock { $0.events = [] } }
@@ -135,7 +159,20 @@ public final class TandemClient: Sendable {
 
     func opened(_ ws: WebSocketConnection) { state.withLock { $0.socket = SocketRef(ws) } }
 
+    /// Bytes and number of events received (all of them, decoded or not).
+    public var received: (bytes: Int, events: Int) { state.withLock { ($0.eventBytes, $0.eventCount) } }
+
     func received(_ bytes: [UInt8]) {
+        let decode = state.withLock { s -> Bool in
+            s.eventBytes += bytes.count
+            s.eventCount += 1
+            return s.decodeEvents
+        }
+        // Benchmarks skip decoding bulk events: only replies, hello and kernel.finished matter.
+        if !decode, bytes.count > 64, !bytes.starts(with: Array(#"{"type":"ok""#.utf8)), !bytes.starts(with: Array(#"{"type":"error""#.utf8)),
+           !bytes.starts(with: Array(#"{"type":"hello""#.utf8)), !bytes.starts(with: Array(#"{"type":"kernel.finished""#.utf8)) {
+            return
+        }
         guard let v = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)), case .object(let o) = v else { return }
         let type: String? = if case .string(let t)? = o["type"] { t } else { nil }
         if type == "ok" || type == "error", case .number(let n)? = o["id"] {
@@ -154,9 +191,16 @@ public final class TandemClient: Sendable {
             finishOpen(.success(()))
             return
         }
-        state.withLock { s in
+        let woken = state.withLock { s -> [Waiter] in
             if s.events.count < s.maxEvents { s.events.append(v) }
+            var woken: [Waiter] = []
+            for (key, w) in s.waiters where w.match(v) {
+                woken.append(w)
+                s.waiters[key] = nil
+            }
+            return woken
         }
+        for w in woken { w.continuation.resume(returning: v) }
     }
 
     func complete(id: Int, _ r: Result<JSONValue, ClientError>) {

@@ -14,7 +14,7 @@ struct Tandem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tandem",
         abstract: "A WebSocket-first collaborative workspace server.",
-        subcommands: [Serve.self, Version.self, ConfigCommand.self, AuditCommand.self, KernelCommand.self, UserCommand.self, TokenCommand.self])
+        subcommands: [Serve.self, Version.self, ConfigCommand.self, AuditCommand.self, KernelCommand.self, WorkspaceCommand.self, UserCommand.self, TokenCommand.self])
 }
 
 struct Version: ParsableCommand {

@@ -1,6 +1,7 @@
 // What `tandem serve` runs besides the HTTP server: the metadata store, the kernels on their own
 // loop, and the workspace server that ties them to tandem.v1.
 import Dispatch
+import Foundation
 import Logging
 import TandemConfig
 import TandemKernel
@@ -68,7 +69,7 @@ struct WorkspaceApp {
 /// The store lives at `<data>/.tandem/tandem.db` (the directory is private to the server).
 func openStore(dataRoot: String) throws -> TandemStore {
     let dir = dataRoot + "/.tandem"
-    mkdir(dataRoot, 0o755)
+    try FileManager.default.createDirectory(atPath: dataRoot, withIntermediateDirectories: true)
     mkdir(dir, 0o700)
     return try TandemStore(path: dir + "/tandem.db")
 }
