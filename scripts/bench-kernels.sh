@@ -25,6 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 ROUNDS=5
+TANDEM_WS_BENCH_CMD="${TANDEM_WS_BENCH_CMD:-.build/release/tandem workspace bench}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS="${2:?--rounds needs a number}"; shift 2 ;;
@@ -91,6 +92,14 @@ for r in $(seq 1 "$ROUNDS"); do
         FAILED=1
     fi
     printf '%s\n' "$tandem_out" | tag "$r" >> "$OUT"
+    if [ -z "${SKIP_WS:-}" ]; then
+        echo "bench-kernels: round $r/$ROUNDS: tandem over tandem.v1 (WebSocket)" >&2
+        if ! ws_out="$(eval "$TANDEM_WS_BENCH_CMD --executions 200 --json")"; then
+            echo "bench-kernels: round $r: tandem workspace bench failed" >&2
+            FAILED=1
+        fi
+        printf '%s\n' "$ws_out" | tag "$r" >> "$OUT"
+    fi
     echo "bench-kernels: round $r/$ROUNDS: jupyter" >&2
     if ! jupyter_out="$("$VENV/bin/python" "$JUPYTER_BENCH" --rounds 2 --execs 100 --json)"; then
         echo "bench-kernels: round $r: jupyter bench failed" >&2
@@ -110,17 +119,20 @@ def pct(s, q):
     lo = int(k); hi = min(lo + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
-samples, stats, order = {}, [], []
+samples, stats, order, fanout = {}, [], [], []
 for line in open(path):
     o = json.loads(line)
     if o["metric"] == "stats_cpu_percent":
         stats.append(o)
         continue
+    if o["metric"] == "ws_fanout":
+        fanout.append(o)
+        continue
     key = (o["metric"], o["system"])
     samples.setdefault(key, []).extend(o.get("samples_ms", []))
     if o["metric"] not in order:
         order.append(o["metric"])
-known = ["cold_start_first_result", "pool_attach_first_result", "exec_roundtrip", "print_latency", "shutdown"]
+known = ["cold_start_first_result", "pool_attach_first_result", "exec_roundtrip", "ws_exec_roundtrip", "print_latency", "shutdown"]
 order = [m for m in known if m in order] + [m for m in order if m not in known]
 
 def cell(s):
@@ -143,6 +155,11 @@ for o in stats:
           f"{o.get('value')} % of one core")
 if not stats:
     print("- stats sampling: no stats_cpu_percent line")
+if fanout:
+    rates = sorted(o["aggregate_mb_s"] for o in fanout)
+    spread = max(o["last_s"] - o["first_s"] for o in fanout)
+    print(f"- fan-out over tandem.v1: {fanout[0]['clients']} clients × {fanout[0]['megabytes']} MB: median {pct(rates, 50):.1f} MB/s aggregate "
+          f"(min {rates[0]:.1f}, max {rates[-1]:.1f}, n={len(rates)}); largest first-to-last client spread {spread * 1000:.0f} ms")
 print(f"- load before: {load_before.strip()}")
 print(f"- load after:  {load_after.strip()}")
 print(f"- command: `{command}` (tandem side: `{tandem_cmd} --rounds 1 --json [--stats on the last round]`; "

@@ -26,7 +26,9 @@ extension WorkspaceFS {
     ///   differs (or the file is gone) the write fails with `conflict`. The check is exact for
     ///   writers that finished before our rename: the new file is swapped in with
     ///   `RENAME_EXCHANGE` and the displaced inode is hashed *after* the swap; on a mismatch the
-    ///   swap is undone (if the target is still ours) before `conflict` is thrown.
+    ///   swap is undone (if the target is still ours) before `conflict` is thrown. Commits of
+    ///   this process to the same file are serialized (``CommitLocks``), so concurrent server
+    ///   writers never lose an update.
     /// - `createOnly`: fail with `exists` if anything is there (checked atomically by the
     ///   rename with `RENAME_NOREPLACE`).
     /// - New files get mode 0644 and the workspace ``owner``; a replaced file keeps its
@@ -49,7 +51,7 @@ extension WorkspaceFS {
         }
         if let expectedSHA256 {
             guard current != nil else { throw Self.conflict(shown, "the file does not exist") }
-            guard ProcessInfoStub.skip || hashOfEntry(in: dir, name, shown: shown, maxBytes: maxBytes) == expectedSHA256 else {
+            guard hashOfEntry(in: dir.raw, name, shown: shown, maxBytes: maxBytes) == expectedSHA256 else {
                 throw Self.conflict(shown, "the file has changed")
             }
         }
@@ -72,16 +74,20 @@ extension WorkspaceFS {
         // watcher) rather than the target's.
         _ = consume tmp
 
-        if createOnly {
-            let r = ctandem_renameat2(dir.raw, tmpName, dir.raw, name, CTANDEM_RENAME_NOREPLACE)
-            try Self.checkRename(r, shown: shown)
-            tmpPresent = false
-        } else if let expectedSHA256 {
-            try exchange(in: dir, tmpName: tmpName, ours: ours, name: name, expected: expectedSHA256, shown: shown,
-                         maxBytes: maxBytes, tmpPresent: &tmpPresent)
-        } else {
-            try Self.checkRename(ctandem_renameat2(dir.raw, tmpName, dir.raw, name, 0), shown: shown)
-            tmpPresent = false
+        let parent = try dir.stat(shown)
+        let dirFD = dir.raw
+        try CommitLocks.shared.withLock(dev: parent.dev, ino: parent.ino, name: name) { () throws(FileError) in
+            if createOnly {
+                let r = ctandem_renameat2(dirFD, tmpName, dirFD, name, CTANDEM_RENAME_NOREPLACE)
+                try Self.checkRename(r, shown: shown)
+                tmpPresent = false
+            } else if let expectedSHA256 {
+                try exchange(in: dirFD, tmpName: tmpName, ours: ours, name: name, expected: expectedSHA256, shown: shown,
+                             maxBytes: maxBytes, tmpPresent: &tmpPresent)
+            } else {
+                try Self.checkRename(ctandem_renameat2(dirFD, tmpName, dirFD, name, 0), shown: shown)
+                tmpPresent = false
+            }
         }
         // Make the rename durable too; the data already is.
         _ = ctandem_fsync(dir.raw)
@@ -89,9 +95,9 @@ extension WorkspaceFS {
     }
 
     /// Swaps the temp file in with RENAME_EXCHANGE and checks the displaced content.
-    private func exchange(in dir: borrowing FileDescriptor, tmpName: String, ours: ctandem_file_stat, name: String,
+    private func exchange(in dir: Int32, tmpName: String, ours: ctandem_file_stat, name: String,
                           expected: [UInt8], shown: String, maxBytes: Int, tmpPresent: inout Bool) throws(FileError) {
-        let r = ctandem_renameat2(dir.raw, tmpName, dir.raw, name, CTANDEM_RENAME_EXCHANGE)
+        let r = ctandem_renameat2(dir, tmpName, dir, name, CTANDEM_RENAME_EXCHANGE)
         if r == -ENOENT { throw Self.conflict(shown, "the file was removed") }
         if r == -EINVAL || r == -EOPNOTSUPP {
             // A file system without RENAME_EXCHANGE: check again just before a plain rename.
@@ -99,17 +105,19 @@ extension WorkspaceFS {
             guard hashOfEntry(in: dir, name, shown: shown, maxBytes: maxBytes) == expected else {
                 throw Self.conflict(shown, "the file has changed")
             }
-            try Self.checkRename(ctandem_renameat2(dir.raw, tmpName, dir.raw, name, 0), shown: shown)
+            try Self.checkRename(ctandem_renameat2(dir, tmpName, dir, name, 0), shown: shown)
             tmpPresent = false
             return
         }
         try Self.checkRename(r, shown: shown)
         // tmpName now holds whatever we displaced; the deferred unlink removes it either way.
         if hashOfEntry(in: dir, tmpName, shown: shown, maxBytes: maxBytes) == expected { return }
-        // Someone changed the file between our check and the swap. Put theirs back, unless the
-        // target has been replaced again since (then theirs was superseded anyway).
-        if let now = try? Sys.statAt(dir.raw, name, shown: shown), now.dev == ours.dev && now.ino == ours.ino {
-            _ = ctandem_renameat2(dir.raw, tmpName, dir.raw, name, CTANDEM_RENAME_EXCHANGE)
+        // Someone (a kernel: our own writers hold the commit lock) changed the file between our
+        // check and the swap. Put theirs back, unless the target has been replaced again since
+        // (then theirs was superseded anyway). The check and the swap back are two calls; a
+        // kernel rename landing between them is the one interleaving this cannot undo.
+        if let now = try? Sys.statAt(dir, name, shown: shown), now.dev == ours.dev && now.ino == ours.ino {
+            _ = ctandem_renameat2(dir, tmpName, dir, name, CTANDEM_RENAME_EXCHANGE)
         }
         throw Self.conflict(shown, "the file has changed")
     }
@@ -131,9 +139,9 @@ extension WorkspaceFS {
 
     /// SHA-256 of the regular file `name` in `dir`; nil when it is missing, not a regular file
     /// or over `maxBytes` (none of which can match a hash a client got from ``read(_:maxBytes:)``).
-    private func hashOfEntry(in dir: borrowing FileDescriptor, _ name: String, shown: String, maxBytes: Int) -> [UInt8]? {
+    private func hashOfEntry(in dir: Int32, _ name: String, shown: String, maxBytes: Int) -> [UInt8]? {
         do throws(FileError) {
-            let fd = try Sys.open(dir.raw, name, CTANDEM_O_PATH, shown: shown)
+            let fd = try Sys.open(dir, name, CTANDEM_O_PATH, shown: shown)
             return Digest.sha256(try readRegular(fd, shown: shown, maxBytes: maxBytes).0)
         } catch {
             return nil
@@ -242,5 +250,3 @@ extension WorkspaceFS {
         try Self.checkRename(r, shown: to.string)
     }
 }
-
-enum ProcessInfoStub { static let skip = true }

@@ -66,6 +66,10 @@ enum StoreSchema {
             cpu_ms INTEGER NOT NULL DEFAULT 0 CHECK (cpu_ms >= 0),
             PRIMARY KEY (user_id, day)
         ) STRICT, WITHOUT ROWID;
+        """,
+        // 2: per-member grants beyond the role (agents run code only when granted).
         """
+        ALTER TABLE members ADD COLUMN can_run INTEGER NOT NULL DEFAULT 0 CHECK (can_run IN (0, 1));
+        """,
     ]
 }

@@ -121,6 +121,21 @@ extension TandemStore {
     ///   - by: Who makes the change (recorded as `added_by` for new members); nil: the operator.
     /// - Returns: The member after the change.
     /// - Throws: `not_found` (workspace or user), `conflict` (demoting the last owner).
+    /// A member (role and grants), or nil when not a member.
+    public func member(_ user: User.ID, in workspace: Workspace.ID) throws(StoreError) -> Member? {
+        try locked { db throws(StoreError) in try db.member(workspace, user) }
+    }
+
+    /// Grants or withdraws running code beyond the role (used for agents).
+    /// - Throws: `not_found` when `user` is not a member.
+    public func setCanRun(workspace: Workspace.ID, user: User.ID, _ canRun: Bool) throws(StoreError) {
+        try locked { db throws(StoreError) in
+            guard try db.execute("UPDATE members SET can_run = ? WHERE workspace_id = ? AND user_id = ?", Int64(canRun ? 1 : 0), workspace, user) == 1 else {
+                throw StoreError(.notFound, "user \(user) is not a member of workspace \(workspace)")
+            }
+        }
+    }
+
     @discardableResult
     public func setMember(workspace: Workspace.ID, user: User.ID, role: Role, by actor: User.ID?) throws(StoreError) -> Member {
         let now = clock()
@@ -222,13 +237,13 @@ extension Workspace {
 }
 
 extension Member {
-    static let columns = "m.workspace_id, m.user_id, u.name, u.display_name, m.role, m.added_by, m.added_at"
+    static let columns = "m.workspace_id, m.user_id, u.name, u.display_name, m.role, m.added_by, m.added_at, m.can_run"
 
     init(row s: SQLiteStatement) {
         self.init(
             workspace: Workspace.ID(stored: s.text(0)), user: User.ID(s.int64(1)), userName: s.text(2),
             displayName: s.text(3), role: Role(stored: s.text(4)), addedBy: s.optionalInt64(5).map(User.ID.init),
-            addedAt: s.int64(6))
+            addedAt: s.int64(6), canRun: s.int64(7) != 0)
     }
 }
 

@@ -93,11 +93,14 @@ public struct Member: Sendable, Hashable {
     public var addedBy: User.ID?
     /// Unix seconds.
     public var addedAt: Int64
+    /// Granted running code beyond the role (meaningful for agents; other roles decide by role).
+    public var canRun: Bool = false
 
     public init(
         workspace: Workspace.ID, user: User.ID, userName: String, displayName: String, role: Role, addedBy: User.ID?,
-        addedAt: Int64
+        addedAt: Int64, canRun: Bool = false
     ) {
+        self.canRun = canRun
         self.workspace = workspace
         self.user = user
         self.userName = userName

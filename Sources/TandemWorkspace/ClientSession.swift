@@ -209,7 +209,8 @@ final class ClientSession: WebSocketEndpoint {
             case "workspace.members":
                 send(Envelope.ok(r.id, result: try server.members(r.workspace!)))
             case "member.set":
-                send(Envelope.ok(r.id, result: try server.setMember(r.workspace!, user: r.string("user")!, role: r.string("role")!, by: principal)))
+                send(Envelope.ok(r.id, result: try server.setMember(r.workspace!, user: r.string("user")!, role: r.string("role")!,
+                                                                   canRun: r.bool("canRun"), by: principal)))
             case "member.remove":
                 send(Envelope.ok(r.id, result: try server.removeMember(r.workspace!, user: r.string("user")!, by: principal)))
             case "workspace.join":

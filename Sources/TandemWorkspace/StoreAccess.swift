@@ -39,6 +39,12 @@ extension TandemStore {
         return (try? role(of: user.id, in: id)) ?? nil
     }
 
+    /// Role and grants of `user` in `workspace`, or nil when not a member.
+    func membership(of user: User, in workspace: String) -> (role: Role, grants: Grants)? {
+        guard let id = Workspace.ID(workspace), let m = (try? member(user.id, in: id)) ?? nil else { return nil }
+        return (m.role, m.canRun ? .run : [])
+    }
+
     func workspace(_ workspace: String) -> Workspace? {
         guard let id = Workspace.ID(workspace) else { return nil }
         return (try? self.workspace(id: id)) ?? nil

@@ -74,6 +74,8 @@ public final class WorkspaceServer: Sendable {
     private let sessionIDs = Atomic<UInt64>(0)
     /// Paths changed through the server in the last second (workspace NUL path → when).
     let recentWrites = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// Who started each workspace's current kernel (for quotas.kernelsPerUser).
+    let kernelStarters = Mutex<[String: String]>([:])
     let limiter: LoginRateLimiterBox
 
     public init(settings: WorkspaceSettings, store: TandemStore, kernels: KernelService, logger: Logger) throws {
@@ -124,10 +126,10 @@ public final class WorkspaceServer: Sendable {
         if let scope = p.workspaceScope, scope != workspace {
             return .failure(.forbidden("this token is limited to workspace \(scope)"))
         }
-        guard let stored = store.role(of: p.user, in: workspace), let role = WorkspaceRole(rawValue: stored.rawValue) else {
+        guard let m = store.membership(of: p.user, in: workspace), let role = WorkspaceRole(rawValue: m.role.rawValue) else {
             return .failure(.notFound("no workspace \(workspace) for you"))
         }
-        guard Permissions.allows(role, action) else {
+        guard Permissions.allows(role, action, grants: m.grants) else {
             return .failure(.forbidden("a \(role.rawValue) may not \(action.phrase)"))
         }
         return .success(role)
@@ -206,15 +208,20 @@ public final class WorkspaceServer: Sendable {
 
     func members(_ workspace: String) throws(ProtocolError) -> String {
         let id = try store.workspaceID(workspace)
-        let list = ((try? store.members(of: id)) ?? []).map { "{\"user\":\(JSONText.quote($0.userName)),\"role\":\"\($0.role.rawValue)\"}" }
+        let list = ((try? store.members(of: id)) ?? []).map { "{\"user\":\(JSONText.quote($0.userName)),\"role\":\"\($0.role.rawValue)\",\"canRun\":\($0.canRun)}" }
         return "{\"members\":[\(list.joined(separator: ","))]}"
     }
 
-    func setMember(_ workspace: String, user: String, role: String, by p: Caller) throws(ProtocolError) -> String {
+    func setMember(_ workspace: String, user: String, role: String, canRun: Bool?, by p: Caller) throws(ProtocolError) -> String {
         guard let r = Role(rawValue: role) else { throw .invalid("role must be owner, editor, viewer or agent") }
         let id = try store.workspaceID(workspace)
         guard let u = (try? store.user(named: user)) ?? nil else { throw .notFound("no user \(user)") }
-        do { _ = try store.setMember(workspace: id, user: u.id, role: r, by: p.user.id) } catch { throw ProtocolError(error) }
+        do {
+            _ = try store.setMember(workspace: id, user: u.id, role: r, by: p.user.id)
+            if let canRun { try store.setCanRun(workspace: id, user: u.id, canRun) }
+        } catch {
+            throw ProtocolError(error)
+        }
         announce(workspace, change: "members", by: p)
         return "{}"
     }
@@ -237,6 +244,7 @@ public final class WorkspaceServer: Sendable {
 
     func execute(_ workspace: String, code: String, kernel: String?, by p: Caller) async throws(ProtocolError) -> Int {
         try checkQuota(p)
+        try await checkKernelQuota(p, workspace: workspace)
         do {
             let id = try await kernels.submit(workspace: workspace, directory: directory(workspace), code: code,
                                               requester: p.user.name, kernel: kernel)
@@ -245,6 +253,20 @@ public final class WorkspaceServer: Sendable {
         } catch {
             throw ProtocolError(error.code.rawValue, error.message)
         }
+    }
+
+    /// quotas.kernelsPerUser: an execution that would start a kernel counts the kernels this
+    /// user started that still run. A running kernel is shared and never counted again.
+    func checkKernelQuota(_ p: Caller, workspace: String) async throws(ProtocolError) {
+        func alive(_ s: KernelState?) -> Bool { s == .idle || s == .busy || s == .starting }
+        if alive(await kernels.state(workspace: workspace)) { return }
+        let mine = kernelStarters.withLock { $0.filter { $0.value == p.user.name && $0.key != workspace }.map(\.key) }
+        var running = 0
+        for w in mine where alive(await kernels.state(workspace: w)) { running += 1 }
+        if running >= settings.kernelsPerUser {
+            throw ProtocolError("quota_exceeded", "concurrent kernels: \(running) of \(settings.kernelsPerUser) running; stop one (or wait for it to go idle) first")
+        }
+        kernelStarters.withLock { $0[workspace] = p.user.name }
     }
 
     func checkQuota(_ p: Caller) throws(ProtocolError) {

@@ -10,13 +10,13 @@ import TandemSQLite
             do {
                 let store = try TandemStore(path: path)
                 #expect(try store.schemaVersion() == TandemStore.currentSchemaVersion)
-                #expect(TandemStore.currentSchemaVersion == 1)
+                #expect(TandemStore.currentSchemaVersion == 2)
                 #expect(try store.userCount() == 0)
                 _ = try store.createUser(name: "alice")
             }
             // Reopen: no migration runs again, data is kept.
             let again = try TandemStore(path: path)
-            #expect(try again.schemaVersion() == 1)
+            #expect(try again.schemaVersion() == 2)
             #expect(try again.userCount() == 1)
             #expect(try again.user(named: "alice")?.name == "alice")
 

@@ -305,6 +305,53 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
         await f.close()
     }
 
+    @Test func agentsRunOnlyWhenGranted() async throws {
+        let f = try await WorkspaceFixture.make()
+        let ada = try await f.client("ada"), alice = try await f.client("alice")
+        do {
+            _ = try await ada.request("kernel.execute", ["workspace": .s(f.shared), "code": .s("1")])
+            Issue.record("an agent ran code without a grant")
+        } catch { #expect(error.code == "forbidden") }
+        _ = try await alice.request("member.set", ["workspace": .s(f.shared), "user": .s("ada"), "role": .s("agent"), "canRun": .bool(true)])
+        let members = try await alice.request("workspace.members", ["workspace": .s(f.shared)])
+        #expect(members["members"]?.array?.first { $0["user"]?.string == "ada" }?["canRun"]?.bool == true)
+        _ = try await ada.request("kernel.execute", ["workspace": .s(f.shared), "code": .s("1")])
+        // Still never a reviewer or a file writer.
+        do {
+            _ = try await ada.request("file.write", ["workspace": .s(f.shared), "path": .s("x"), "content": .s("y")])
+            Issue.record("an agent wrote a file")
+        } catch { #expect(error.code == "forbidden") }
+        ada.close(); alice.close()
+        await f.close()
+    }
+
+    @Test func quotasGiveClearErrorsWithLimitAndUse() async throws {
+        let f = try await WorkspaceFixture.make { $0.quotas.kernelsPerUser = 1; $0.quotas.executionsPerDay = 3 }
+        let a = try await f.client("alice")
+        _ = try await a.request("kernel.execute", ["workspace": .s(f.shared), "code": .s("1")])
+        // A second kernel of alice's would exceed kernelsPerUser = 1.
+        do {
+            _ = try await a.request("kernel.execute", ["workspace": .s(f.privateWS), "code": .s("1")])
+            Issue.record("second kernel allowed")
+        } catch {
+            #expect(error.code == "quota_exceeded" && error.message.contains("1 of 1"))
+        }
+        // The shared kernel runs already: more executions there are fine until the daily limit.
+        _ = try await a.request("kernel.execute", ["workspace": .s(f.shared), "code": .s("2")])
+        _ = try await a.request("kernel.execute", ["workspace": .s(f.shared), "code": .s("3")])
+        do {
+            _ = try await a.request("kernel.execute", ["workspace": .s(f.shared), "code": .s("4")])
+            Issue.record("executions per day not enforced")
+        } catch {
+            #expect(error.code == "quota_exceeded" && error.message.contains("3 of 3"))
+        }
+        // bob's quota is his own.
+        let b = try await f.client("bob")
+        _ = try await b.request("kernel.execute", ["workspace": .s(f.shared), "code": .s("5")])
+        a.close(); b.close()
+        await f.close()
+    }
+
     @Test func oneShotExecuteOverRest() async throws {
         let f = try await WorkspaceFixture.make()
         let auth = [("Authorization", "Bearer \(f.tokens["bob"]!)"), ("Content-Type", "application/json")]
