@@ -135,6 +135,15 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
                     #expect(!allowed && error.code == "forbidden", "\(user) (\(role)) \(type): \(error)")
                 }
             }
+            // Deleting: only an owner (checked last, and only for the others, so the workspace stays).
+            if role != .owner {
+                do {
+                    _ = try await c.request("workspace.delete", ["workspace": ws])
+                    Issue.record("\(user) (\(role)) deleted the workspace")
+                } catch {
+                    #expect(error.code == "forbidden")
+                }
+            }
             c.close()
         }
         // Clean up the membership change the owner made.
