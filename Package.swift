@@ -70,7 +70,7 @@ let package = Package(
             name: "TandemWorkspace",
             dependencies: [
                 "TandemServer", "TandemKernel", "TandemStore", "TandemFiles", "TandemProtocol", "TandemLoop",
-                "TandemConfig", "TandemCrypto", "TandemHTTP", "TandemWebSocket",
+                "TandemConfig", "TandemCrypto", "TandemHTTP", "TandemWebSocket", "TandemAudit",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "TandemProtocolTests", dependencies: ["TandemProtocol", "TandemCrypto"]),
         .testTarget(
             name: "TandemWorkspaceTests",
-            dependencies: ["TandemWorkspace", "TandemClient", "TandemServer", "TandemStore", "TandemKernel", "TandemLoop", "TandemConfig", "TandemCrypto"]),
+            dependencies: ["TandemWorkspace", "TandemClient", "TandemServer", "TandemStore", "TandemKernel", "TandemLoop", "TandemConfig", "TandemCrypto", "TandemAudit"]),
         .testTarget(
             name: "TandemIntegrationTests",
             dependencies: ["TandemServer", "TandemLoop", "TandemWebSocket", "TandemConfig"]),

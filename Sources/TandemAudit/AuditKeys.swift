@@ -36,12 +36,52 @@ public struct AuditContentKey: Sendable, Equatable, CustomStringConvertible {
         return Array(content).withUnsafeBytes { hmac.mac($0) }
     }
 
+    /// An incremental `HMAC-SHA256(key, …)` for content that arrives in pieces (a kernel's
+    /// output): same result as ``digest(_:)`` of the concatenation.
+    public func streamingDigest() -> AuditDigester { AuditDigester(hmac) }
+
     /// The key in hex, for writing the key file.
     var hex: String { Hex.encode(key) }
 
     /// Never prints the key.
     public var description: String { "AuditContentKey(id: \(id))" }
 }
+
+/// A digest in progress (see ``AuditContentKey/streamingDigest()``). Used by one owner at a time.
+public final class AuditDigester {
+    private let template: HMACSHA256Template
+    private let ctx: OpaquePointer
+    private var finished = false
+    /// Bytes digested so far.
+    public private(set) var count = 0
+
+    init(_ template: HMACSHA256Template) {
+        self.template = template
+        guard let c = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new failed") }
+        ctx = c
+        template.beginInner(ctx)
+    }
+
+    deinit { EVP_MD_CTX_free(ctx) }
+
+    public func update(_ bytes: some Collection<UInt8>) {
+        precondition(!finished, "update after finish")
+        count += bytes.count
+        if bytes.withContiguousStorageIfAvailable({ b in _ = EVP_DigestUpdate(ctx, b.baseAddress, b.count) }) == nil {
+            Array(bytes).withUnsafeBytes { b in _ = EVP_DigestUpdate(ctx, b.baseAddress, b.count) }
+        }
+    }
+
+    /// The MAC of everything given to ``update(_:)``; the digester cannot be used afterwards.
+    public func finish() -> AuditHash {
+        precondition(!finished, "finish twice")
+        finished = true
+        return template.finishOuter(ctx)
+    }
+}
+
+@available(*, unavailable)
+extension AuditDigester: Sendable {}
 
 /// HMAC-SHA-256 with the key's inner and outer SHA-256 states computed once (RFC 2104:
 /// `H((K ^ opad) || H((K ^ ipad) || m))`); each MAC copies them, avoiding OpenSSL 3's
@@ -74,6 +114,26 @@ final class HMACSHA256Template: @unchecked Sendable {
     deinit {
         EVP_MD_CTX_free(inner)
         EVP_MD_CTX_free(outer)
+    }
+
+    /// Starts `ctx` as the inner hash (then feed it the message).
+    func beginInner(_ ctx: OpaquePointer) {
+        precondition(EVP_MD_CTX_copy_ex(ctx, inner) == 1)
+    }
+
+    /// Finishes the inner hash in `ctx` and returns the MAC.
+    func finishOuter(_ ctx: OpaquePointer) -> AuditHash {
+        var innerHash = AuditHash(), out = AuditHash()
+        var len: UInt32 = 0
+        withUnsafeMutableBytes(of: &innerHash) { p in
+            precondition(EVP_DigestFinal_ex(ctx, p.baseAddress!.assumingMemoryBound(to: UInt8.self), &len) == 1)
+        }
+        precondition(EVP_MD_CTX_copy_ex(ctx, outer) == 1)
+        innerHash.withUnsafeBytes { p in precondition(EVP_DigestUpdate(ctx, p.baseAddress, 32) == 1) }
+        withUnsafeMutableBytes(of: &out) { p in
+            precondition(EVP_DigestFinal_ex(ctx, p.baseAddress!.assumingMemoryBound(to: UInt8.self), &len) == 1)
+        }
+        return out
     }
 
     func mac(_ message: UnsafeRawBufferPointer) -> AuditHash {

@@ -153,6 +153,15 @@ public struct TandemConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// The audit log (docs/audit.md): keyed digests only, hash chain, signed tree heads.
+    public struct Audit: Sendable, Equatable {
+        public var enabled = true
+        /// Record file paths and workspace names as keyed digests instead of in clear.
+        public var hashIdentifiers = false
+
+        public init() {}
+    }
+
     public var server = Server()
     public var tls = TLS()
     public var limits = Limits()
@@ -162,6 +171,7 @@ public struct TandemConfiguration: Sendable, Equatable {
     public var kernels = Kernels()
     public var workspaces = Workspaces()
     public var quotas = Quotas()
+    public var audit = Audit()
 
     public init() {}
 
@@ -245,6 +255,7 @@ public struct TandemConfiguration: Sendable, Equatable {
         key("workspaces.clientBufferBytes", \.workspaces.clientBufferBytes), key("workspaces.sessionHours", \.workspaces.sessionHours),
         key("quotas.kernelsPerUser", \.quotas.kernelsPerUser), key("quotas.executionsPerDay", \.quotas.executionsPerDay),
         key("quotas.cpuSecondsPerDay", \.quotas.cpuSecondsPerDay),
+        key("audit.enabled", \.audit.enabled), key("audit.hashIdentifiers", \.audit.hashIdentifiers),
     ]
 
     /// Applies flat dotted settings; unknown keys and wrong types are errors that name the key.

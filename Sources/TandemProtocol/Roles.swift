@@ -31,6 +31,8 @@ public enum Action: String, Sendable, CaseIterable {
     case manageMembers
     /// Delete the workspace.
     case deleteWorkspace
+    /// List the workspace's audit entries (owners; server admins too).
+    case readAudit
 }
 
 /// Extra rights a member may be granted beyond the role (agents only run when granted).

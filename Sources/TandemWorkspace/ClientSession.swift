@@ -19,6 +19,7 @@ final class ClientSession: WebSocketEndpoint {
     private weak var ws: WebSocketConnection?
     private var ref: SessionRef?
     private var streams: [String: Stream] = [:]
+    private var openedAt = ContinuousClock.now
 
     /// One joined workspace's outgoing events.
     struct Stream {
@@ -51,6 +52,8 @@ final class ClientSession: WebSocketEndpoint {
         ref = SessionRef(loop: ws.loop.handle, id: id)
         SessionRegistry.on(ws.loop).sessions[id] = self
         server.metrics.sessionOpened()
+        openedAt = ContinuousClock.now
+        server.audit?.record(.wsOpen, principal) { e in e.add("session", Int64(id)) }
         send(server.helloJSON(for: principal))
     }
 
@@ -73,6 +76,12 @@ final class ClientSession: WebSocketEndpoint {
         streams = [:]
         SessionRegistry.on(ws.loop).sessions[id] = nil
         server.metrics.sessionClosed()
+        let seconds = (ContinuousClock.now - openedAt).components.seconds
+        server.audit?.record(.wsClose, principal) { e in
+            e.add("session", Int64(id))
+            e.add("duration_s", seconds)
+            if let code { e.add("close_code", Int64(code.rawValue)) }
+        }
     }
 
     func webSocketWritable(_ ws: WebSocketConnection) { flushPending() }
@@ -252,10 +261,10 @@ final class ClientSession: WebSocketEndpoint {
             case "kernel.execute":
                 try server.checkWritable(r.workspace!)
                 let workspace = r.workspace!, code = r.string("code")!, kernel = r.string("kernel")
-                let server = self.server, id = r.id, principal = self.principal
+                let server = self.server, id = r.id, principal = self.principal, roleName = role?.rawValue ?? ""
                 later {
                     do throws(ProtocolError) {
-                        let execution = try await server.execute(workspace, code: code, kernel: kernel, by: principal)
+                        let execution = try await server.execute(workspace, code: code, kernel: kernel, by: principal, role: roleName)
                         return Envelope.ok(id, result: "{\"executionId\":\(execution)}")
                     } catch {
                         return Envelope.error(id, error)
@@ -282,6 +291,8 @@ final class ClientSession: WebSocketEndpoint {
                         return Envelope.error(id, ProtocolError(error.code.rawValue, error.message))
                     }
                 }
+            case "audit.list":
+                send(Envelope.ok(r.id, result: try server.auditEntries(r.workspace!, sinceSeconds: r.int("since"), afterSeq: r.int("afterSeq"), limit: r.int("limit"))))
             case "kernel.complete":
                 let workspace = r.workspace!, server = self.server, id = r.id
                 let code = r.string("code")!, cursor = max(0, r.int("cursor")!)

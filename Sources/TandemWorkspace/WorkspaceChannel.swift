@@ -38,10 +38,13 @@ final class WorkspaceChannel: KernelObserver {
     /// Who started which execution, to charge its CPU time when it finishes.
     private let requesters = Mutex<[Int: String]>([:])
     private let onFinished: @Sendable (_ requester: String, _ cpuMs: Int64) -> Void
+    /// Audit of executions and kernel lifecycle (nil when the audit log is off).
+    let executions: ExecutionAudit?
 
-    init(workspace: String, onFinished: @escaping @Sendable (String, Int64) -> Void) {
+    init(workspace: String, audit: WorkspaceAudit?, onFinished: @escaping @Sendable (String, Int64) -> Void) {
         self.workspace = workspace
         self.onFinished = onFinished
+        executions = audit.map { ExecutionAudit(audit: $0, workspace: workspace) }
     }
 
     func subscribe(_ s: SessionRef) { subscribers.withLock { _ = $0.insert(s) } }
@@ -49,6 +52,7 @@ final class WorkspaceChannel: KernelObserver {
     var subscriberCount: Int { subscribers.withLock { $0.count } }
 
     func kernelEvent(_ record: KernelEventRecord) {
+        executions?.kernelEvent(record)
         switch record.event {
         case .started(let id, let by):
             requesters.withLock { $0[id] = by }

@@ -1,6 +1,7 @@
 // HTTP side of the workspace server: the tandem.v1 WebSocket at /ws (authenticated on the
 // upgrade: session cookie or bearer token; the Origin allowlist is checked by the handshake),
 // token → cookie login, and the REST API for scripts (docs/protocol.md, "REST").
+import TandemAudit
 import TandemCrypto
 import TandemHTTP
 import TandemKernel
@@ -55,6 +56,7 @@ extension WorkspaceServer {
         let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         guard let p = store.caller(token: token) else {
             limiter.failed(address: address, user: nil)
+            audit?.record(.authLoginFailed, AuditActor.anonymous(address), outcome: .denied) { e in e.add("method", text: "bearer") }
             return nil
         }
         return p
@@ -78,6 +80,7 @@ extension WorkspaceServer {
         guard let p = store.caller(token: token), p.workspaceScope == nil, userHint == nil || userHint == p.user.name else {
             limiter.failed(address: address, user: userHint)
             logger.notice("sign-in failed", metadata: ["peer": "\(address)"])
+            audit?.record(.authLoginFailed, AuditActor.anonymous(address), outcome: .denied) { e in e.add("method", text: "token") }
             return .error(.unauthorized, code: "unauthorized", message: "unknown, revoked or expired token (or one limited to a workspace)")
         }
         limiter.succeeded(address: address, user: userHint)
@@ -89,11 +92,18 @@ extension WorkspaceServer {
         h.add("Set-Cookie", "\(sessionCookie)=\(cookie); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(settings.sessionSeconds)" + (request.isTLS ? "; Secure" : ""))
         h.add("Cache-Control", "no-store")
         logger.info("signed in", metadata: ["user": "\(p.user.name)", "peer": "\(address)"])
+        audit?.record(.authLoginSucceeded, p) { e in
+            e.add("method", text: "token")
+            e.add("peer", text: address)
+        }
         return .json(.ok, "{\"user\":{\"name\":\(JSONText.quote(p.user.name))}}", headers: h)
     }
 
     func logout(_ request: HTTPRequest) -> HTTPResponse {
-        if let cookie = cookieValue(request.head.headers, sessionCookie) { _ = try? store.deleteSession(cookie) }
+        if let cookie = cookieValue(request.head.headers, sessionCookie) {
+            if let c = store.caller(cookie: cookie) { audit?.record(.authLogout, c) }
+            _ = try? store.deleteSession(cookie)
+        }
         var h = HTTPHeaders()
         h.add("Set-Cookie", "\(sessionCookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
         return .json(.ok, "{}", headers: h)
@@ -120,11 +130,22 @@ extension WorkspaceServer {
         do throws(ProtocolError) { try checkQuota(p) } catch {
             return responder.respond(.error(.tooManyRequests, code: error.code, message: error.message))
         }
-        let kernels = self.kernels, store = self.store
+        let kernels = self.kernels, store = self.store, audit = self.audit
         Task {
             do throws(KernelError) {
                 let t = try await kernels.run(kernel: kernel, code: code, timeout: max(0.1, timeout))
                 let o = t.outcome
+                audit?.record(.runOneShot, p, outcome: o.status == .ok ? .success : .failure) { e in
+                    e.add("kernel", text: kernel ?? kernels.settings.defaultKernel)
+                    e.add("status", text: o.status.rawValue)
+                    e.add("duration_us", Int64(o.wallNanos / 1000))
+                    e.add("cpu_us", o.cpuNanos / 1000)
+                    e.add("peak_rss_bytes", o.peakMemoryBytes)
+                    if let audit {
+                        e.addDigest("code", of: Array(code.utf8), key: audit.key)
+                        e.addDigest("output", of: Array((t.stdout + t.stderr).utf8), key: audit.key)
+                    }
+                }
                 try? store.recordUsage(user: p.user.id, executions: 1, cpuMs: o.cpuNanos / 1_000_000)
                 let exit: Int = switch o.status {
                 case .ok: 0

@@ -1,6 +1,7 @@
 // Files through the protocol and REST: every path goes through WorkspaceFS (openat2 beneath the
 // workspace root, no symbolic links), writes are atomic, and everyone in the workspace hears
 // about changes (from people here, from kernels through the watcher).
+import TandemAudit
 import TandemCrypto
 import TandemFiles
 import TandemProtocol
@@ -81,6 +82,11 @@ extension WorkspaceServer {
             throw ProtocolError(error)
         }
         fileChanged(workspace, [(target.string, "modified")], by: p)
+        audit?.record(.fileWrite, p, workspace: workspace) { [audit] e in
+            audit?.identifier(&e, "path", target.string)
+            e.add("bytes", bytes.count)
+            if let audit { e.addDigest("content", of: bytes, key: audit.key) }
+        }
         return "{\"sha256\":\"\(Hex.encode(sha))\",\"size\":\(bytes.count)}"
     }
 
@@ -89,6 +95,10 @@ extension WorkspaceServer {
         let target = try path(raw)
         do { try fs.mkdir(target, parents: true) } catch { throw ProtocolError(error) }
         fileChanged(workspace, [(target.string, "created")], by: p)
+        audit?.record(.fileCreate, p, workspace: workspace) { [audit] e in
+            audit?.identifier(&e, "path", target.string)
+            e.add("kind", text: "directory")
+        }
         return "{}"
     }
 
@@ -97,6 +107,10 @@ extension WorkspaceServer {
         let a = try path(from), b = try path(to)
         do { try fs.rename(from: a, to: b, overwrite: overwrite) } catch { throw ProtocolError(error) }
         fileChanged(workspace, [(a.string, "deleted"), (b.string, "created")], by: p)
+        audit?.record(.fileRename, p, workspace: workspace) { [audit] e in
+            audit?.identifier(&e, "from", a.string)
+            audit?.identifier(&e, "to", b.string)
+        }
         return "{}"
     }
 
@@ -107,6 +121,10 @@ extension WorkspaceServer {
         let n: Int
         do { n = try fs.delete(target, recursive: recursive) } catch { throw ProtocolError(error) }
         fileChanged(workspace, [(target.string, "deleted")], by: p)
+        audit?.record(.fileDelete, p, workspace: workspace) { [audit] e in
+            audit?.identifier(&e, "path", target.string)
+            e.add("entries", n)
+        }
         return "{\"deleted\":\(n)}"
     }
 

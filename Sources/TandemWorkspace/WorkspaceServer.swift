@@ -4,6 +4,7 @@
 // a mutex), the kernels' (their loop) and two small registries behind mutexes.
 public import Logging
 import Synchronization
+public import TandemAudit
 public import TandemConfig
 import TandemCrypto
 import TandemFiles
@@ -68,6 +69,8 @@ public final class WorkspaceServer: Sendable {
     public let store: TandemStore
     public let kernels: KernelService
     public let metrics = WorkspaceMetrics()
+    /// The audit log, when enabled.
+    public let audit: WorkspaceAudit?
     let logger: Logger
     private let channels = Mutex<[String: WorkspaceChannel]>([:])
     private let fileSystems = Mutex<[String: WorkspaceFS]>([:])
@@ -78,7 +81,8 @@ public final class WorkspaceServer: Sendable {
     let kernelStarters = Mutex<[String: String]>([:])
     let limiter: LoginRateLimiterBox
 
-    public init(settings: WorkspaceSettings, store: TandemStore, kernels: KernelService, logger: Logger) throws {
+    public init(settings: WorkspaceSettings, store: TandemStore, kernels: KernelService, audit: WorkspaceAudit? = nil, logger: Logger) throws {
+        self.audit = audit
         self.settings = settings
         self.store = store
         self.kernels = kernels
@@ -96,7 +100,7 @@ public final class WorkspaceServer: Sendable {
         channels.withLock { c in
             if let ch = c[workspace] { return ch }
             let store = self.store
-            let ch = WorkspaceChannel(workspace: workspace) { requester, cpuMs in
+            let ch = WorkspaceChannel(workspace: workspace, audit: audit) { requester, cpuMs in
                 // Kernel CPU counts toward the requester's daily quota.
                 if let u = (try? store.user(named: requester)) ?? nil { try? store.recordUsage(user: u.id, executions: 0, cpuMs: cpuMs) }
             }
@@ -126,10 +130,14 @@ public final class WorkspaceServer: Sendable {
         if let scope = p.workspaceScope, scope != workspace {
             return .failure(.forbidden("this token is limited to workspace \(scope)"))
         }
+        if action == .readAudit, p.user.isAdmin, p.workspaceScope == nil { return .success(.owner) }
         guard let m = store.membership(of: p.user, in: workspace), let role = WorkspaceRole(rawValue: m.role.rawValue) else {
             return .failure(.notFound("no workspace \(workspace) for you"))
         }
         guard Permissions.allows(role, action, grants: m.grants) else {
+            audit?.record(.requestDenied, p, role: role.rawValue, workspace: workspace, outcome: .denied) { e in
+                e.add("action", text: action.rawValue)
+            }
             return .failure(.forbidden("a \(role.rawValue) may not \(action.phrase)"))
         }
         return .success(role)
@@ -179,12 +187,18 @@ public final class WorkspaceServer: Sendable {
             throw error
         }
         logger.info("workspace created", metadata: ["workspace": "\(w.id)", "by": "\(p.user.name)"])
+        audit?.record(.workspaceCreate, p, role: "owner", workspace: w.id.rawValue) { [audit] e in
+            audit?.identifier(&e, "name", name)
+            if let template { e.add("template", text: template) }
+            if git != nil { e.add("source", text: "git") }
+        }
         return workspaceJSON(w, role: "owner")
     }
 
     func renameWorkspace(_ workspace: String, name: String, by p: Caller) throws(ProtocolError) -> String {
         do { _ = try store.renameWorkspace(try store.workspaceID(workspace), to: name) } catch let e as StoreError { throw ProtocolError(e) } catch { throw error as! ProtocolError }
         announce(workspace, change: "renamed", by: p)
+        audit?.record(.workspaceRename, p, role: "owner", workspace: workspace) { [audit] e in audit?.identifier(&e, "name", name) }
         return "{}"
     }
 
@@ -192,6 +206,7 @@ public final class WorkspaceServer: Sendable {
         let id = try store.workspaceID(workspace)
         do { try store.archiveWorkspace(id, archived: archived) } catch { throw ProtocolError(error) }
         announce(workspace, change: archived ? "archived" : "unarchived", by: p)
+        audit?.record(.workspaceArchive, p, role: "owner", workspace: workspace) { e in e.add("archived", archived ? 1 : 0) }
         return "{}"
     }
 
@@ -199,6 +214,7 @@ public final class WorkspaceServer: Sendable {
         let id = try store.workspaceID(workspace)
         do { try store.deleteWorkspace(id) } catch { throw ProtocolError(error) }
         announce(workspace, change: "deleted", by: p, revoke: .everyone)
+        audit?.record(.workspaceDelete, p, role: "owner", workspace: workspace)
         stopWatching(workspace)
         await kernels.shutdown(workspace: workspace)
         _ = fileSystems.withLock { $0.removeValue(forKey: workspace) }
@@ -216,6 +232,7 @@ public final class WorkspaceServer: Sendable {
         guard let r = Role(rawValue: role) else { throw .invalid("role must be owner, editor, viewer or agent") }
         let id = try store.workspaceID(workspace)
         guard let u = (try? store.user(named: user)) ?? nil else { throw .notFound("no user \(user)") }
+        let before = store.membership(of: u, in: workspace)
         do {
             _ = try store.setMember(workspace: id, user: u.id, role: r, by: p.user.id)
             if let canRun { try store.setCanRun(workspace: id, user: u.id, canRun) }
@@ -223,6 +240,12 @@ public final class WorkspaceServer: Sendable {
             throw ProtocolError(error)
         }
         announce(workspace, change: "members", by: p)
+        audit?.record(before == nil ? .memberAdd : .memberRoleChange, p, role: "owner", workspace: workspace) { e in
+            e.add("member", text: u.name)
+            e.add("role", text: r.rawValue)
+            if let before { e.add("previous_role", text: before.role.rawValue) }
+            if let canRun { e.add("can_run", canRun ? 1 : 0) }
+        }
         return "{}"
     }
 
@@ -231,6 +254,7 @@ public final class WorkspaceServer: Sendable {
         guard let u = (try? store.user(named: user)) ?? nil else { throw .notFound("no user \(user)") }
         do { try store.removeMember(workspace: id, user: u.id) } catch { throw ProtocolError(error) }
         announce(workspace, change: "members", by: p, revoke: .user(u.id.rawValue))
+        audit?.record(.memberRemove, p, role: "owner", workspace: workspace) { e in e.add("member", text: u.name) }
         return "{}"
     }
 
@@ -240,15 +264,35 @@ public final class WorkspaceServer: Sendable {
         channel(workspace).broadcast(Delivery(workspace: workspace, seq: nil, kind: .control, json: json, outputBytes: 0, revoke: revoke))
     }
 
+    // MARK: Audit
+
+    /// Entries of one workspace as JSON objects (AuditJSON lines), oldest first.
+    func auditEntries(_ workspace: String, sinceSeconds: Int?, afterSeq: Int?, limit: Int?) throws(ProtocolError) -> String {
+        guard let audit else { throw ProtocolError("unavailable", "the audit log is off (audit.enabled)") }
+        let n = min(max(1, limit ?? 500), 5000)
+        let since = sinceSeconds.map { Int64($0) * 1_000_000 }
+        let after = UInt64(max(0, afterSeq ?? 0))
+        do {
+            let lines = try audit.log.read { r throws(AuditError) in
+                try r.entries(workspace: workspace, sinceMicros: since, afterSeq: after, limit: n).map { AuditJSON.line($0) }
+            }
+            return "{\"entries\":[\(lines.joined(separator: ","))]}"
+        } catch {
+            throw ProtocolError("audit_error", "\(error)")
+        }
+    }
+
     // MARK: Kernels
 
-    func execute(_ workspace: String, code: String, kernel: String?, by p: Caller) async throws(ProtocolError) -> Int {
+    func execute(_ workspace: String, code: String, kernel: String?, by p: Caller, role: String = "") async throws(ProtocolError) -> Int {
         try checkQuota(p)
         try await checkKernelQuota(p, workspace: workspace)
         do {
             let id = try await kernels.submit(workspace: workspace, directory: directory(workspace), code: code,
                                               requester: p.user.name, kernel: kernel)
             try? store.recordUsage(user: p.user.id, executions: 1, cpuMs: 0)
+            channel(workspace).executions?.submitted(id, code: Array(code.utf8), by: p, role: role,
+                                                     kernel: kernel ?? kernels.settings.defaultKernel)
             return id
         } catch {
             throw ProtocolError(error.code.rawValue, error.message)
@@ -264,6 +308,7 @@ public final class WorkspaceServer: Sendable {
         var running = 0
         for w in mine where alive(await kernels.state(workspace: w)) { running += 1 }
         if running >= settings.kernelsPerUser {
+            audit?.record(.quotaDenied, p, workspace: workspace, outcome: .denied) { e in e.add("quota", text: "kernels_per_user") }
             throw ProtocolError("quota_exceeded", "concurrent kernels: \(running) of \(settings.kernelsPerUser) running; stop one (or wait for it to go idle) first")
         }
         kernelStarters.withLock { $0[workspace] = p.user.name }
@@ -272,9 +317,11 @@ public final class WorkspaceServer: Sendable {
     func checkQuota(_ p: Caller) throws(ProtocolError) {
         guard let u = try? store.usage(of: p.user.id) else { return }
         if u.executions >= Int64(settings.executionsPerDay) {
+            audit?.record(.quotaDenied, p, outcome: .denied) { e in e.add("quota", text: "executions_per_day") }
             throw ProtocolError("quota_exceeded", "executions per day: \(u.executions) of \(settings.executionsPerDay) used")
         }
         if u.cpuMs / 1000 >= Int64(settings.cpuSecondsPerDay) {
+            audit?.record(.quotaDenied, p, outcome: .denied) { e in e.add("quota", text: "cpu_seconds_per_day") }
             throw ProtocolError("quota_exceeded", "CPU seconds per day: \(u.cpuMs / 1000) of \(settings.cpuSecondsPerDay) used")
         }
     }
@@ -291,6 +338,7 @@ extension Action {
         case .manageWorkspace: "rename or archive the workspace"
         case .manageMembers: "change members"
         case .deleteWorkspace: "delete the workspace"
+        case .readAudit: "read the audit log"
         }
     }
 }

@@ -3,6 +3,7 @@
 import Dispatch
 import Foundation
 import Logging
+import TandemAudit
 import TandemConfig
 import TandemKernel
 import TandemLoop
@@ -17,6 +18,7 @@ struct WorkspaceApp {
     let kernelLoop: EventLoopGroup
     let kernels: KernelService
     let workspaces: WorkspaceServer
+    let audit: AuditLog?
     /// Set on the first start (no users yet): the new administrator's token, shown once.
     let firstAdminToken: String?
 
@@ -49,8 +51,25 @@ struct WorkspaceApp {
             logger.critical("kernels cannot run on this host", metadata: ["error": "\(error)"])
             throw error
         }
-        let workspaces = try WorkspaceServer(settings: settings, store: store, kernels: kernels, logger: logger)
-        return WorkspaceApp(store: store, kernelLoop: group, kernels: kernels, workspaces: workspaces, firstAdminToken: firstToken)
+        var audit: AuditLog?
+        if c.audit.enabled {
+            do {
+                audit = try AuditLog(.standard(dataDirectory: settings.dataRoot + "/.tandem", contentKeyEnvironmentVariable: "TANDEM_AUDIT_KEY"))
+            } catch {
+                group.shutdown()
+                logger.critical("the audit log cannot be opened", metadata: ["error": "\(error)"])
+                throw error
+            }
+        }
+        let recorder = audit.map { WorkspaceAudit(log: $0, hashIdentifiers: c.audit.hashIdentifiers) }
+        let workspaces = try WorkspaceServer(settings: settings, store: store, kernels: kernels, audit: recorder, logger: logger)
+        if firstToken != nil {
+            recorder?.record(AuditAction(rawValue: "user.create")!, AuditActor(id: "server", role: "system")) { e in
+                e.add("user", text: "admin")
+                e.add("admin", 1)
+            }
+        }
+        return WorkspaceApp(store: store, kernelLoop: group, kernels: kernels, workspaces: workspaces, audit: audit, firstAdminToken: firstToken)
     }
 
     /// Stops every kernel (removing their containers) and the kernel loop.
@@ -63,6 +82,7 @@ struct WorkspaceApp {
         }
         done.wait()
         kernelLoop.shutdown()
+        try? audit?.close()
     }
 }
 

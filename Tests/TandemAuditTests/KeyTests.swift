@@ -85,3 +85,17 @@ import Glibc
         }
     }
 }
+
+@Suite struct StreamingDigestTests {
+    @Test func streamingDigestEqualsOneShot() {
+        let key = AuditContentKey.generate()
+        let pieces: [[UInt8]] = [Array("print(".utf8), [], Array("'hello'".utf8), Array(repeating: 0x41, count: 5000), Array(")\n".utf8)]
+        let d = key.streamingDigest()
+        for p in pieces { d.update(p) }
+        #expect(d.count == pieces.map(\.count).reduce(0, +))
+        #expect(d.finish() == key.digest(pieces.flatMap { $0 }))
+        let empty = key.streamingDigest()
+        #expect(empty.finish() == key.digest([UInt8]()))
+        #expect(AuditContentKey.generate().digest([1, 2, 3]) != key.digest([1, 2, 3]))
+    }
+}

@@ -11,6 +11,7 @@ import TandemKernel
 import TandemLoop
 import TandemServer
 import TandemStore
+import TandemAudit
 @testable import TandemWorkspace
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -40,6 +41,9 @@ final class WorkspaceFixture: Sendable {
     /// Tokens by user name: alice (owner), bob (editor), vera (viewer), ada (agent); "alice-a"
     /// is alice's token limited to the shared workspace.
     let tokens: [String: String]
+    let audit: AuditLog?
+    /// Everything the server logged (at every level).
+    let logs: LogCapture
     /// The shared workspace and alice's private one.
     let shared: String
     let privateWS: String
@@ -47,7 +51,7 @@ final class WorkspaceFixture: Sendable {
     var port: Int { server.port }
     var url: String { "ws://127.0.0.1:\(port)/ws" }
 
-    static func make(_ tweak: (inout TandemConfiguration) -> Void = { _ in }) async throws -> WorkspaceFixture {
+    static func make(audit auditOn: Bool = false, _ tweak: (inout TandemConfiguration) -> Void = { _ in }) async throws -> WorkspaceFixture {
         let n = fixtureCounter.add(1, ordering: .relaxed).newValue
         let root = "/tmp/tandem-wt-\(getpid())-\(n)"
         try FileManager.default.createDirectory(atPath: root + "/data", withIntermediateDirectories: true)
@@ -65,8 +69,9 @@ final class WorkspaceFixture: Sendable {
         c.log.level = "critical"
         tweak(&c)
         try c.validate()
-        var logger = Logger(label: "workspace-test")
-        logger.logLevel = .critical
+        let logs = LogCapture()
+        var logger = Logger(label: "workspace-test") { label in CapturingLogHandler(capture: logs) }
+        logger.logLevel = .trace
         let store = try TandemStore(path: root + "/data/tandem.db")
         var tokens: [String: String] = [:]
         var users: [String: User] = [:]
@@ -86,17 +91,23 @@ final class WorkspaceFixture: Sendable {
         }
         let kernelGroup = try EventLoopGroup(count: 1, logger: logger)
         let kernels = try await KernelService.start(settings: c.kernels, base: repoRoot, loop: kernelGroup.loops[0], logger: logger)
-        let ws = try WorkspaceServer(settings: WorkspaceSettings(c, base: repoRoot), store: store, kernels: kernels, logger: logger)
+        let auditLog: AuditLog? = auditOn ? try AuditLog(.standard(dataDirectory: root + "/data/.tandem")) : nil
+        let recorder = auditLog.map { WorkspaceAudit(log: $0, hashIdentifiers: c.audit.hashIdentifiers) }
+        let ws = try WorkspaceServer(settings: WorkspaceSettings(c, base: repoRoot), store: store, kernels: kernels, audit: recorder, logger: logger)
         var routes = TandemServerBuilder.baseRoutes(c)
         ws.install(into: &routes, handshake: TandemServerBuilder.webSocketHandshake(c))
         let server = try TandemServerBuilder.start(c, routes: routes, logger: logger)
         let clients = try EventLoopGroup(count: 1, logger: logger)
         return WorkspaceFixture(root: root, store: store, kernelGroup: kernelGroup, kernels: kernels, workspaces: ws, server: server,
-                                clients: clients, tokens: tokens, shared: shared.id.rawValue, privateWS: priv.id.rawValue)
+                                clients: clients, tokens: tokens, shared: shared.id.rawValue, privateWS: priv.id.rawValue,
+                                audit: auditLog, logs: logs)
     }
 
     private init(root: String, store: TandemStore, kernelGroup: EventLoopGroup, kernels: KernelService, workspaces: WorkspaceServer,
-                 server: HTTPServer, clients: EventLoopGroup, tokens: [String: String], shared: String, privateWS: String) {
+                 server: HTTPServer, clients: EventLoopGroup, tokens: [String: String], shared: String, privateWS: String,
+                 audit: AuditLog?, logs: LogCapture) {
+        self.audit = audit
+        self.logs = logs
         self.root = root
         self.store = store
         self.kernelGroup = kernelGroup
@@ -120,6 +131,7 @@ final class WorkspaceFixture: Sendable {
         await kernels.shutdownAll()
         kernelGroup.shutdown()
         clients.shutdown()
+        try? audit?.close()
         let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         if let layout = CgroupLayout.parse(mountinfo: mountinfo) {
             for dir in layout.allDirectories(relative: kernels.settings.cgroupParent) { rmdir(dir) }
@@ -130,6 +142,27 @@ final class WorkspaceFixture: Sendable {
 
 extension JSONValue {
     static func s(_ v: String) -> JSONValue { .string(v) }
+}
+
+/// Log lines, kept for scanning.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+    func add(_ s: String) { lines.withLock { $0.append(s) } }
+    var all: [String] { lines.withLock { $0 } }
+}
+
+struct CapturingLogHandler: LogHandler {
+    let capture: LogCapture
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        let all = metadata.merging(explicit ?? [:]) { $1 }
+        capture.add("\(level) \(message) \(all)")
+    }
 }
 
 /// Raw HTTP for REST tests.
