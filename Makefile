@@ -40,7 +40,7 @@ test:
 	python3 scripts/test-kernel-drivers.py
 	bash scripts/seccomp-check.sh
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	$(SWIFT) test --no-parallel
 	$(build_release)
 	bash scripts/conformance.sh quick
 

@@ -31,6 +31,8 @@ final class KernelHost {
     private var reaper: UInt64?
     private var diskChecks: [String: UInt64] = [:]
     private var diskDeferred: Set<String> = []
+    /// `du` runs not yet finished (shutdown waits for them: they are our children).
+    private var diskInFlight = 0
     private var closing = false
     let limits: KernelLimits
     let scratchRoot: String
@@ -237,7 +239,9 @@ final class KernelHost {
         }
         diskChecks[k.workspaceID] = now
         let quota = Int64(settings.diskQuotaMB) << 20
-        CapturedRun.start(["/usr/bin/du", "-s", "-x", "-B1", k.directory], loop: loop) { [weak k] exit, out, _ in
+        diskInFlight += 1
+        CapturedRun.start(["/usr/bin/du", "-s", "-x", "-B1", k.directory], loop: loop) { [weak self, weak k] exit, out, _ in
+            self?.diskInFlight -= 1
             guard let k, exit.succeeded, let used = Int64(out.split(separator: "\t").first ?? "") else { return }
             let over = used > quota
             if over != k.overQuota {
@@ -289,13 +293,21 @@ final class KernelHost {
 
     // MARK: Shutdown
 
+    private func waitForDiskChecks(deadline: UInt64, _ completion: @escaping () -> Void) {
+        if diskInFlight == 0 || monotonicNanos() > deadline { return completion() }
+        loop.schedule(afterNanos: 10_000_000) { [weak self] in
+            guard let self else { return completion() }
+            self.waitForDiskChecks(deadline: deadline, completion)
+        }
+    }
+
     func shutdownAll(completion: @escaping () -> Void) {
         closing = true
         if let r = reaper { loop.cancelTimer(r) }
         var waiting = 1
         func one() {
             waiting -= 1
-            if waiting == 0 { completion() }
+            if waiting == 0 { waitForDiskChecks(deadline: monotonicNanos() + 2_000_000_000, completion) }
         }
         for k in kernels.values {
             waiting += 1

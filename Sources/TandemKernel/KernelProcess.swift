@@ -77,24 +77,29 @@ final class KernelProcess {
     /// Launches the container; `whenReady` runs once the driver has said `ready` (or failed).
     func start(workspace: String?, limits: KernelLimits, whenReady: @escaping (Result<Void, KernelError>) -> Void) {
         readyWaiters.append(whenReady)
+        launching = true
         let request = LaunchRequest(containerID: containerID, spec: spec, workspace: workspace, limits: limits)
         backend.launch(request) { [self] result in
             switch result {
             case .failure(let e):
+                launching = false
                 exitCause = .exited(ProcessExit(code: nil, signal: nil))
                 finishReady(.failure(e))
+                let waiters = teardownWaiters
+                teardownWaiters = []
+                for w in waiters { w() }
                 let gone = onGone
                 onGone = nil
                 gone?()
             case .success(let h):
+                launching = false
                 launchedAt = monotonicNanos()
-                if destroyed {
-                    // Shut down while starting.
-                    handle = h
-                    teardown(cause: .stopped) {}
-                    return
-                }
                 attachPipes(h)
+                if destroyed {
+                    // Shut down while starting: remove it (the exit watch from attachPipes reaps
+                    // its init, which is our child now).
+                    teardown(cause: .stopped) {}
+                }
             }
         }
     }
@@ -102,6 +107,8 @@ final class KernelProcess {
     private func attachPipes(_ h: ContainerHandle) {
         handle = h
         if let cg = h.cgroup { stats = CgroupStatsReader(cg) }
+        // First, and strong: the process object lives until its init has been reaped (no zombies).
+        exitWatch = ExitWatch(loop: loop, pid: h.pid, pidfd: h.pidfd) { [self] exit in processExited(exit) }
         do {
             try watchOutput(h)
             watches.append(try loop.watch(fd: h.events, events: Epoll.readable) { [unowned self] _ in readEvents() })
@@ -110,8 +117,6 @@ final class KernelProcess {
             teardown(cause: .stopped) {}
             return
         }
-        // Strong: the process object lives until its init has been reaped (no zombies).
-        exitWatch = ExitWatch(loop: loop, pid: h.pid, pidfd: h.pidfd) { [self] exit in processExited(exit) }
     }
 
     private func finishReady(_ r: Result<Void, KernelError>) {
@@ -294,6 +299,11 @@ final class KernelProcess {
 
     private func processExited(_ exit: ProcessExit) {
         exitWatch = nil
+        if let w = reapWaiter {
+            // The teardown was waiting for this.
+            reapWaiter = nil
+            return w()
+        }
         drainOutput()
         var cause = KernelExitCause.exited(exit)
         if destroyed {
@@ -308,14 +318,20 @@ final class KernelProcess {
     func destroy(completion: @escaping () -> Void) {
         destroyed = true
         guard handle != nil else {
-            // Still launching: `start`'s completion tears it down.
-            completion()
+            if launching {
+                // Still launching: `start`'s completion tears it down, then calls this.
+                teardownWaiters.append(completion)
+            } else {
+                completion()
+            }
             return
         }
         teardown(cause: .stopped, completion: completion)
     }
 
     private var tearingDown = false
+    /// Between `start` and the backend's answer.
+    private var launching = false
     private var teardownWaiters: [() -> Void] = []
 
     private func teardown(cause: KernelExitCause, completion: @escaping () -> Void) {
@@ -327,28 +343,43 @@ final class KernelProcess {
         let reported = exitCause ?? cause
         guard let h = handle else { return }
         backend.destroy(h) { [self] in
-            for w in watches { w.cancel() }
-            watches = []
-            for w in outputWatches.values { w.cancel() }
-            outputWatches = [:]
-            if let t = resumeTimer { loop.cancelTimer(t) }
-            resumeTimer = nil
-            if let t = flushTimer { loop.cancelTimer(t) }
-            flushTimer = nil
-            stdinWatch?.cancel()
-            stdinWatch = nil
-            stats?.close()
-            for fd in [h.stdin, h.stdout, h.stderr, h.events] { _ = ctandem_close(fd) }
-            let d = delegate
-            delegate = nil
-            d?.exited(reported)
-            let waiters = teardownWaiters
-            teardownWaiters = []
-            for w in waiters { w() }
-            let gone = onGone
-            onGone = nil
-            gone?()
+            // The container's init is our child (subreaper): finish only once it is reaped, so a
+            // server that stops right after leaves no zombie. Its exit follows the runtime's
+            // SIGKILL at once; two seconds is a safety net.
+            if exitWatch == nil { return finishTeardown(h, reported) }
+            reapWaiter = { [self] in finishTeardown(h, reported) }
+            loop.schedule(afterNanos: 2_000_000_000) { [weak self] in
+                guard let self, let w = self.reapWaiter else { return }
+                self.reapWaiter = nil
+                w()
+            }
         }
+    }
+
+    private var reapWaiter: (() -> Void)?
+
+    private func finishTeardown(_ h: ContainerHandle, _ reported: KernelExitCause) {
+        for w in watches { w.cancel() }
+        watches = []
+        for w in outputWatches.values { w.cancel() }
+        outputWatches = [:]
+        if let t = resumeTimer { loop.cancelTimer(t) }
+        resumeTimer = nil
+        if let t = flushTimer { loop.cancelTimer(t) }
+        flushTimer = nil
+        stdinWatch?.cancel()
+        stdinWatch = nil
+        stats?.close()
+        for fd in [h.stdin, h.stdout, h.stderr, h.events] { _ = ctandem_close(fd) }
+        let d = delegate
+        delegate = nil
+        d?.exited(reported)
+        let waiters = teardownWaiters
+        teardownWaiters = []
+        for w in waiters { w() }
+        let gone = onGone
+        onGone = nil
+        gone?()
     }
 }
 

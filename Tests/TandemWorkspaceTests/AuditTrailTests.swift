@@ -14,9 +14,9 @@ import Foundation
         let sentinels = ["SENTINEL-CODE-7f3a9", "SENTINEL-OUTPUT-91bc4", "SENTINEL-FILE-c0de5", "SENTINEL-ONESHOT-d00d6", "SENTINEL-STDERR-e77e8"]
         let ws = JSONValue.s(f.shared)
         // A browser signs in; scripts use bearer tokens.
-        let login = http(f.port, "POST", "/api/v1/login", headers: [("Content-Type", "application/json")], body: Array("{\"token\":\"\(f.tokens["alice"]!)\"}".utf8))
+        let login = await http(f.port, "POST", "/api/v1/login", headers: [("Content-Type", "application/json")], body: Array("{\"token\":\"\(f.tokens["alice"]!)\"}".utf8))
         #expect(login.status == 200)
-        _ = http(f.port, "POST", "/api/v1/login", headers: [("Content-Type", "application/json")], body: Array(#"{"token":"tdm_wrong"}"#.utf8))
+        _ = await http(f.port, "POST", "/api/v1/login", headers: [("Content-Type", "application/json")], body: Array(#"{"token":"tdm_wrong"}"#.utf8))
         let a = try await f.client("alice"), v = try await f.client("vera")
         _ = try await a.request("workspace.join", ["workspace": ws])
         // Code with a sentinel in it; output and stderr with sentinels made at run time.
@@ -30,7 +30,7 @@ import Foundation
         _ = try await a.request("member.set", ["workspace": ws, "user": .s("mallory"), "role": .s("viewer")])
         do { _ = try await v.request("kernel.execute", ["workspace": ws, "code": .s("1")]) } catch {}
         _ = try await a.request("kernel.interrupt", ["workspace": ws])
-        let oneShot = http(f.port, "POST", "/api/v1/execute", headers: [("Authorization", "Bearer \(f.tokens["bob"]!)"), ("Content-Type", "application/json")],
+        let oneShot = await http(f.port, "POST", "/api/v1/execute", headers: [("Authorization", "Bearer \(f.tokens["bob"]!)"), ("Content-Type", "application/json")],
                            body: Array("{\"code\":\"print('\(sentinels[3])')\"}".utf8))
         #expect(oneShot.status == 200)
         a.close(); v.close()

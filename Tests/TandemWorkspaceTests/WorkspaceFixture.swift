@@ -4,6 +4,7 @@
 import Testing
 import Logging
 import Synchronization
+import Dispatch
 import TandemClient
 import TandemConfig
 import TandemCrypto
@@ -165,8 +166,15 @@ struct CapturingLogHandler: LogHandler {
     }
 }
 
-/// Raw HTTP for REST tests.
-func http(_ port: Int, _ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) -> (status: Int, headers: String, body: [UInt8]) {
+/// Raw HTTP for REST tests, on a thread of its own: blocking a thread of Swift's cooperative
+/// pool (two on this machine) would stall every other test's tasks.
+func http(_ port: Int, _ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []) async -> (status: Int, headers: String, body: [UInt8]) {
+    await withCheckedContinuation { cont in
+        DispatchQueue.global().async { cont.resume(returning: httpBlocking(port, method, path, headers: headers, body: body)) }
+    }
+}
+
+func httpBlocking(_ port: Int, _ method: String, _ path: String, headers: [(String, String)], body: [UInt8]) -> (status: Int, headers: String, body: [UInt8]) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()

@@ -192,7 +192,7 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
             _ = try await TandemClient.connect(url: f.url, headers: [("Authorization", "Bearer tdm_wrong"), ("Origin", "http://127.0.0.1:\(f.port)")], loop: f.clients.loops[0])
         }
         // A browser: token → session cookie (HttpOnly, SameSite=Strict) → upgrade with the cookie.
-        let login = http(f.port, "POST", "/api/v1/login", headers: [("Content-Type", "application/json")], body: Array("{\"token\":\"\(f.tokens["bob"]!)\"}".utf8))
+        let login = await http(f.port, "POST", "/api/v1/login", headers: [("Content-Type", "application/json")], body: Array("{\"token\":\"\(f.tokens["bob"]!)\"}".utf8))
         #expect(login.status == 200)
         let setCookie = try #require(login.headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") })
         #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict"))
@@ -203,7 +203,7 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
         // Failed sign-ins are rate-limited per address.
         var statuses: [Int] = []
         for _ in 0..<12 {
-            statuses.append(http(f.port, "POST", "/api/v1/login", headers: [("Content-Type", "application/json")], body: Array("{\"token\":\"tdm_nope\"}".utf8)).status)
+            statuses.append(await http(f.port, "POST", "/api/v1/login", headers: [("Content-Type", "application/json")], body: Array("{\"token\":\"tdm_nope\"}".utf8)).status)
         }
         #expect(statuses.contains(429))
         await f.close()
@@ -245,8 +245,8 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
         }
         // Through REST too, percent-encoded.
         let auth = [("Authorization", "Bearer \(f.tokens["alice"]!)")]
-        #expect(http(f.port, "GET", "/api/v1/workspaces/\(f.shared)/files/%2e%2e/%2e%2e/etc/passwd", headers: auth).status != 200)
-        #expect(http(f.port, "GET", "/api/v1/workspaces/\(f.shared)/files/etc-link/passwd", headers: auth).status == 403)
+        #expect(await http(f.port, "GET", "/api/v1/workspaces/\(f.shared)/files/%2e%2e/%2e%2e/etc/passwd", headers: auth).status != 200)
+        #expect(await http(f.port, "GET", "/api/v1/workspaces/\(f.shared)/files/etc-link/passwd", headers: auth).status == 403)
         #expect(!FileManager.default.fileExists(atPath: "/etc/x"))
         a.close()
         await f.close()
@@ -281,12 +281,12 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
         // REST: binary-safe upload and download, delete.
         let auth = [("Authorization", "Bearer \(f.tokens["bob"]!)")]
         let blob: [UInt8] = (0..<300).map { UInt8($0 % 256) }
-        #expect(http(f.port, "PUT", "/api/v1/workspaces/\(f.shared)/files/data/blob.bin", headers: auth, body: blob).status == 200)
-        let got = http(f.port, "GET", "/api/v1/workspaces/\(f.shared)/files/data/blob.bin", headers: auth)
+        #expect(await http(f.port, "PUT", "/api/v1/workspaces/\(f.shared)/files/data/blob.bin", headers: auth, body: blob).status == 200)
+        let got = await http(f.port, "GET", "/api/v1/workspaces/\(f.shared)/files/data/blob.bin", headers: auth)
         #expect(got.status == 200 && got.body == blob)
         let viewer = [("Authorization", "Bearer \(f.tokens["vera"]!)")]
-        #expect(http(f.port, "DELETE", "/api/v1/workspaces/\(f.shared)/files/data/blob.bin", headers: viewer).status == 403)
-        #expect(http(f.port, "DELETE", "/api/v1/workspaces/\(f.shared)/files/data/blob.bin", headers: auth).status == 200)
+        #expect(await http(f.port, "DELETE", "/api/v1/workspaces/\(f.shared)/files/data/blob.bin", headers: viewer).status == 403)
+        #expect(await http(f.port, "DELETE", "/api/v1/workspaces/\(f.shared)/files/data/blob.bin", headers: auth).status == 200)
         a.close(); b.close()
         await f.close()
     }
@@ -302,7 +302,7 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
         let repo = f.root + "/repos/demo"
         try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
         let sh = "cd \(repo) && git init -q && echo hello > README && git add README && git -c user.name=t -c user.email=t@t commit -qm init"
-        #expect(Process.run("/bin/sh", ["-c", sh]) == 0)
+        #expect(await Process.run("/bin/sh", ["-c", sh]) == 0)
         let g = try await a.request("workspace.create", ["name": .s("Clone"), "git": .s("file://" + repo)])
         let gid = try #require(g["id"]?.string)
         let readme = try await a.request("file.read", ["workspace": .s(gid), "path": .s("README")])
@@ -364,23 +364,28 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
     @Test func oneShotExecuteOverRest() async throws {
         let f = try await WorkspaceFixture.make()
         let auth = [("Authorization", "Bearer \(f.tokens["bob"]!)"), ("Content-Type", "application/json")]
-        let r = http(f.port, "POST", "/api/v1/execute", headers: auth, body: Array(#"{"language":"python","code":"print(6*7)","timeout":10}"#.utf8))
+        let r = await http(f.port, "POST", "/api/v1/execute", headers: auth, body: Array(#"{"language":"python","code":"print(6*7)","timeout":10}"#.utf8))
         #expect(r.status == 200)
         let o = try JSONDecoder().decode(JSONValue.self, from: Data(r.body))
         #expect(o["stdout"]?.string == "42\n")
         #expect(o["exitCode"]?.int == 0)
-        #expect(http(f.port, "POST", "/api/v1/execute", body: Array(#"{"code":"1"}"#.utf8)).status == 401)
+        #expect(await http(f.port, "POST", "/api/v1/execute", body: Array(#"{"code":"1"}"#.utf8)).status == 401)
         await f.close()
     }
 }
 
 extension Process {
-    static func run(_ path: String, _ args: [String]) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        do { try p.run() } catch { return -1 }
-        p.waitUntilExit()
-        return p.terminationStatus
+    /// Runs a command to its end without blocking a cooperative thread.
+    static func run(_ path: String, _ args: [String]) async -> Int32 {
+        await withCheckedContinuation { cont in
+            DispatchQueue.global().async {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: path)
+                p.arguments = args
+                do { try p.run() } catch { return cont.resume(returning: -1) }
+                p.waitUntilExit()
+                cont.resume(returning: p.terminationStatus)
+            }
+        }
     }
 }
