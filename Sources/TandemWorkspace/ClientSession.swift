@@ -292,7 +292,16 @@ final class ClientSession: WebSocketEndpoint {
                     }
                 }
             case "audit.list":
-                send(Envelope.ok(r.id, result: try server.auditEntries(r.workspace!, sinceSeconds: r.int("since"), afterSeq: r.int("afterSeq"), limit: r.int("limit"))))
+                // The query runs on the audit writer's thread: wait for it off this loop.
+                let workspace = r.workspace!, server = self.server, id = r.id
+                let since = r.int("since"), after = r.int("afterSeq"), limit = r.int("limit")
+                later {
+                    do throws(ProtocolError) {
+                        return Envelope.ok(id, result: try server.auditEntries(workspace, sinceSeconds: since, afterSeq: after, limit: limit))
+                    } catch {
+                        return Envelope.error(id, error)
+                    }
+                }
             case "kernel.complete":
                 let workspace = r.workspace!, server = self.server, id = r.id
                 let code = r.string("code")!, cursor = max(0, r.int("cursor")!)

@@ -54,7 +54,8 @@ struct WorkspaceApp {
         var audit: AuditLog?
         if c.audit.enabled {
             do {
-                audit = try AuditLog(.standard(dataDirectory: settings.dataRoot + "/.tandem", contentKeyEnvironmentVariable: "TANDEM_AUDIT_KEY"))
+                // `<data>/audit`, where `tandem audit …` looks (docs/audit.md).
+                audit = try AuditLog(.standard(dataDirectory: settings.dataRoot, contentKeyEnvironmentVariable: "TANDEM_AUDIT_KEY"))
             } catch {
                 group.shutdown()
                 logger.critical("the audit log cannot be opened", metadata: ["error": "\(error)"])

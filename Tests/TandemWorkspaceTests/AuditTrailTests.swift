@@ -62,7 +62,7 @@ import Foundation
         #expect(report.isValid, "\(report)")
 
         // No sentinel anywhere: the database, its WAL and shm files, the server's log.
-        let dir = f.root + "/data/.tandem/audit"
+        let dir = f.root + "/data/audit"
         var scanned = 0
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix("audit.sqlite") {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name))

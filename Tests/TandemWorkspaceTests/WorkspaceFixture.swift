@@ -92,7 +92,7 @@ final class WorkspaceFixture: Sendable {
         }
         let kernelGroup = try EventLoopGroup(count: 1, logger: logger)
         let kernels = try await KernelService.start(settings: c.kernels, base: repoRoot, loop: kernelGroup.loops[0], logger: logger)
-        let auditLog: AuditLog? = auditOn ? try AuditLog(.standard(dataDirectory: root + "/data/.tandem")) : nil
+        let auditLog: AuditLog? = auditOn ? try AuditLog(.standard(dataDirectory: root + "/data")) : nil
         let recorder = auditLog.map { WorkspaceAudit(log: $0, hashIdentifiers: c.audit.hashIdentifiers) }
         let ws = try WorkspaceServer(settings: WorkspaceSettings(c, base: repoRoot), store: store, kernels: kernels, audit: recorder, logger: logger)
         var routes = TandemServerBuilder.baseRoutes(c)
