@@ -158,6 +158,9 @@ public struct TandemConfiguration: Sendable, Equatable {
         public var enabled = true
         /// Record file paths and workspace names as keyed digests instead of in clear.
         public var hashIdentifiers = false
+        /// Days of entries to keep; older ones are pruned at start (below a signed tree head,
+        /// so the rest still verifies). 0 keeps everything.
+        public var retentionDays = 0
 
         public init() {}
     }
@@ -256,6 +259,7 @@ public struct TandemConfiguration: Sendable, Equatable {
         key("quotas.kernelsPerUser", \.quotas.kernelsPerUser), key("quotas.executionsPerDay", \.quotas.executionsPerDay),
         key("quotas.cpuSecondsPerDay", \.quotas.cpuSecondsPerDay),
         key("audit.enabled", \.audit.enabled), key("audit.hashIdentifiers", \.audit.hashIdentifiers),
+        key("audit.retentionDays", \.audit.retentionDays),
     ]
 
     /// Applies flat dotted settings; unknown keys and wrong types are errors that name the key.
@@ -312,6 +316,7 @@ public struct TandemConfiguration: Sendable, Equatable {
         try check(kernels.runTimeout > 0, "kernels.runTimeout must be positive")
         try check(workspaces.maxFileBytes > 0 && workspaces.clientBufferBytes >= 64 * 1024, "workspaces.maxFileBytes must be positive and clientBufferBytes at least 65536")
         try check(workspaces.sessionHours > 0, "workspaces.sessionHours must be positive")
+        try check(audit.retentionDays >= 0, "audit.retentionDays must be 0 (keep all) or positive")
         try check(quotas.kernelsPerUser > 0 && quotas.executionsPerDay > 0 && quotas.cpuSecondsPerDay > 0, "quotas must be positive")
         try check(!kernels.cgroupParent.isEmpty && !kernels.cgroupParent.contains(".."), "kernels.cgroupParent must be a plain relative path")
     }

@@ -33,6 +33,9 @@ final class KernelHost {
     private var diskDeferred: Set<String> = []
     /// `du` runs not yet finished (shutdown waits for them: they are our children).
     private var diskInFlight = 0
+    /// Told when a workspace goes over or back under its disk quota (the file layer refuses
+    /// writes meanwhile).
+    var diskObserver: (@Sendable (String, Bool) -> Void)?
     private var closing = false
     let limits: KernelLimits
     let scratchRoot: String
@@ -246,6 +249,7 @@ final class KernelHost {
             let over = used > quota
             if over != k.overQuota {
                 k.overQuota = over
+                self?.diskObserver?(k.workspaceID, over)
                 k.notice(over ? "disk_quota_exceeded" : "disk_quota_ok",
                          over ? "the workspace uses \(used >> 20) MB of its \(quota >> 20) MB; new executions are refused until files are deleted"
                               : "the workspace is back under its disk quota")

@@ -189,6 +189,22 @@ public final class KernelService: Sendable {
         return (r[0], r[1])
     }
 
+    // MARK: Disk quota
+
+    /// Measures the workspace's disk use soon (at most every 2 s per workspace), whether or not
+    /// its kernel runs; `observer` hears when a workspace goes over or back under the quota.
+    public func checkDisk(workspace: String, directory: String) {
+        loop.execute { l in
+            guard let host = l.storage[Self.storageKey] as? KernelHost,
+                  let k = try? host.kernel(workspace: workspace, directory: directory, kernelName: nil) else { return }
+            host.checkDisk(k)
+        }
+    }
+
+    public func setDiskObserver(_ observer: @escaping @Sendable (_ workspace: String, _ overQuota: Bool) -> Void) {
+        loop.execute { l in (l.storage[Self.storageKey] as? KernelHost)?.diskObserver = observer }
+    }
+
     // MARK: One-shot runs
 
     /// Runs `code` once in a fresh, ephemeral container with an empty workspace and a hard

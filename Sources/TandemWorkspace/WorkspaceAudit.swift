@@ -57,6 +57,7 @@ final class ExecutionAudit: Sendable {
         var running: [Int: Running] = [:]
         var submitted: [Int: Submitted] = [:]
         var finished: [Int: (ExecutionOutcome, AuditHash, Int, String)] = [:]
+        var starting = false
     }
     private let state = Mutex<State>(State())
     let audit: WorkspaceAudit
@@ -85,7 +86,14 @@ final class ExecutionAudit: Sendable {
                 s.finished[o.executionID] = (o, output.0, output.1, "")
             }
         case .state(let st, let reason):
+            let wasStarting = state.withLock { s -> Bool in
+                let w = s.starting
+                s.starting = st == .starting
+                return w
+            }
             switch st {
+            case .idle where wasStarting:
+                audit.record(.kernelStart, AuditActor(id: "kernel", role: "system"), workspace: workspace)
             case .dead:
                 let oom = reason?.contains("out of memory") == true
                 audit.record(oom ? .kernelOOMKill : .kernelStop, AuditActor(id: "kernel", role: "system"), workspace: workspace,

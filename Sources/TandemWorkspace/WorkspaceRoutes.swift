@@ -217,6 +217,7 @@ extension WorkspaceServer {
         case "conflict", "exists", "archived": HTTPStatus(409)
         case "file_too_large": .contentTooLarge
         case "quota_exceeded", "rate_limited": .tooManyRequests
+        case "workspace_quota_exceeded": .contentTooLarge
         case "unauthorized": .unauthorized
         case "io", "database", "internal": .internalServerError
         case "busy", "kernel_unavailable", "kernel_limit_reached", "shutting_down", "kernel_start_failed": .serviceUnavailable

@@ -62,6 +62,11 @@ extension WorkspaceServer {
                    by p: Caller) throws(ProtocolError) -> String {
         let fs = try fs(workspace)
         let target = try path(raw)
+        if overQuota.withLock({ $0.contains(workspace) }) {
+            audit?.record(.quotaDenied, p, workspace: workspace, outcome: .denied) { e in e.add("quota", text: "workspace_disk") }
+            throw ProtocolError("workspace_quota_exceeded", "the workspace is over its disk quota (kernels.diskQuotaMB = \(kernels.settings.diskQuotaMB)); delete files first")
+        }
+        defer { kernels.checkDisk(workspace: workspace, directory: directory(workspace)) }
         var expected: [UInt8]?
         if let base = baseSHA256 {
             guard let b = Hex.decode(base), b.count == 32 else { throw .invalid("baseSha256 must be 64 hex digits") }
@@ -120,6 +125,7 @@ extension WorkspaceServer {
         guard !target.isRoot else { throw .invalid("the workspace root cannot be deleted this way") }
         let n: Int
         do { n = try fs.delete(target, recursive: recursive) } catch { throw ProtocolError(error) }
+        kernels.checkDisk(workspace: workspace, directory: directory(workspace))
         fileChanged(workspace, [(target.string, "deleted")], by: p)
         audit?.record(.fileDelete, p, workspace: workspace) { [audit] e in
             audit?.identifier(&e, "path", target.string)

@@ -79,6 +79,8 @@ public final class WorkspaceServer: Sendable {
     let recentWrites = Mutex<[String: ContinuousClock.Instant]>([:])
     /// Who started each workspace's current kernel (for quotas.kernelsPerUser).
     let kernelStarters = Mutex<[String: String]>([:])
+    /// Workspaces over `kernels.diskQuotaMB`: writes are refused until files are deleted.
+    let overQuota = Mutex<Set<String>>([])
     let limiter: LoginRateLimiterBox
 
     public init(settings: WorkspaceSettings, store: TandemStore, kernels: KernelService, audit: WorkspaceAudit? = nil, logger: Logger) throws {
@@ -89,6 +91,9 @@ public final class WorkspaceServer: Sendable {
         self.logger = logger
         limiter = LoginRateLimiterBox()
         try FileManager.default.createDirectory(atPath: settings.dataRoot, withIntermediateDirectories: true)
+        kernels.setDiskObserver { [weak self] workspace, isOver in
+            self?.overQuota.withLock { s in if isOver { s.insert(workspace) } else { s.remove(workspace) } }
+        }
     }
 
     func fileSystemsGet(_ w: String) -> WorkspaceFS? { fileSystems.withLock { $0[w] } }

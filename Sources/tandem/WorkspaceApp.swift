@@ -7,6 +7,7 @@ import TandemAudit
 import TandemConfig
 import TandemKernel
 import TandemLoop
+import TandemServer
 import TandemStore
 import TandemWorkspace
 #if canImport(Glibc)
@@ -62,8 +63,19 @@ struct WorkspaceApp {
                 throw error
             }
         }
+        if let audit, c.audit.retentionDays > 0 {
+            let cutoff = Int64(time(nil) - time_t(c.audit.retentionDays * 86_400)) * 1_000_000
+            if let mark = try? audit.prune(olderThan: cutoff) {
+                logger.info("audit entries pruned", metadata: ["through": "\(mark.prunedThrough)", "retentionDays": "\(c.audit.retentionDays)"])
+            }
+        }
         let recorder = audit.map { WorkspaceAudit(log: $0, hashIdentifiers: c.audit.hashIdentifiers) }
         let workspaces = try WorkspaceServer(settings: settings, store: store, kernels: kernels, audit: recorder, logger: logger)
+        // Configuration changes show as a new digest of the effective configuration at start.
+        recorder?.record(AuditAction(rawValue: "server.start")!, AuditActor(id: "server", role: "system")) { e in
+            e.add("version", text: TandemVersion.string)
+            if let recorder { e.addDigest("config", of: Array(c.renderTOML().utf8), key: recorder.log.contentKey) }
+        }
         if firstToken != nil {
             recorder?.record(AuditAction(rawValue: "user.create")!, AuditActor(id: "server", role: "system")) { e in
                 e.add("user", text: "admin")

@@ -361,6 +361,30 @@ func isEvent(_ type: String, _ workspace: String) -> (JSONValue) -> Bool {
         await f.close()
     }
 
+    @Test func writesStopAtTheWorkspaceDiskQuota() async throws {
+        let f = try await WorkspaceFixture.make { $0.kernels.diskQuotaMB = 1 }
+        let auth = [("Authorization", "Bearer \(f.tokens["alice"]!)")]
+        let big = [UInt8](repeating: 0x61, count: 2 << 20)
+        #expect(await http(f.port, "PUT", "/api/v1/workspaces/\(f.shared)/files/big.bin", headers: auth, body: big).status == 200)
+        // The disk is measured after the write; from then on writes are refused with a clear code.
+        var refused = false
+        for _ in 0..<50 where !refused {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            let r = await http(f.port, "PUT", "/api/v1/workspaces/\(f.shared)/files/small.txt", headers: auth, body: Array("x".utf8))
+            refused = r.status != 200 && String(decoding: r.body, as: UTF8.self).contains("workspace_quota_exceeded")
+        }
+        #expect(refused)
+        // Deleting files brings it back under.
+        #expect(await http(f.port, "DELETE", "/api/v1/workspaces/\(f.shared)/files/big.bin", headers: auth).status == 200)
+        var accepted = false
+        for _ in 0..<50 where !accepted {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            accepted = await http(f.port, "PUT", "/api/v1/workspaces/\(f.shared)/files/small.txt", headers: auth, body: Array("x".utf8)).status == 200
+        }
+        #expect(accepted)
+        await f.close()
+    }
+
     @Test func oneShotExecuteOverRest() async throws {
         let f = try await WorkspaceFixture.make()
         let auth = [("Authorization", "Bearer \(f.tokens["bob"]!)"), ("Content-Type", "application/json")]
