@@ -85,12 +85,7 @@ final class KernelProcess {
                 launching = false
                 exitCause = .exited(ProcessExit(code: nil, signal: nil))
                 finishReady(.failure(e))
-                let waiters = teardownWaiters
-                teardownWaiters = []
-                for w in waiters { w() }
-                let gone = onGone
-                onGone = nil
-                gone?()
+                releaseWaiters()
             case .success(let h):
                 launching = false
                 launchedAt = monotonicNanos()
@@ -374,6 +369,11 @@ final class KernelProcess {
         let d = delegate
         delegate = nil
         d?.exited(reported)
+        releaseWaiters()
+    }
+
+    /// The process is gone (or never started): tell whoever waited for its removal, then the host.
+    private func releaseWaiters() {
         let waiters = teardownWaiters
         teardownWaiters = []
         for w in waiters { w() }

@@ -148,6 +148,15 @@ public final class Loop {
         registrations[id] = nil
     }
 
+    /// The loop-local object stored under `key`, made by `make` the first time (per-loop
+    /// services: the open WebSockets, session registries, pending responders, …).
+    public func local<T: AnyObject>(_ key: String, _ make: () -> T) -> T {
+        if let existing = storage[key] as? T { return existing }
+        let value = make()
+        storage[key] = value
+        return value
+    }
+
     /// Runs `callback` on this loop after `delay` nanoseconds. Returns an id for ``cancelTimer(_:)``.
     @discardableResult
     public func schedule(afterNanos delay: UInt64, _ callback: @escaping () -> Void) -> UInt64 {

@@ -109,10 +109,7 @@ public final class HTTPServer: Sendable {
 public final class LiveWebSockets {
     private var sockets: [ObjectIdentifier: WebSocketConnection] = [:]
     public static func on(_ loop: Loop) -> LiveWebSockets {
-        if let s = loop.storage["tandem.websockets"] as? LiveWebSockets { return s }
-        let s = LiveWebSockets()
-        loop.storage["tandem.websockets"] = s
-        return s
+        loop.local("tandem.websockets") { LiveWebSockets() }
     }
     public var all: [WebSocketConnection] { Array(sockets.values) }
     public var count: Int { sockets.count }

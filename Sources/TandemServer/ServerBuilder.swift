@@ -67,10 +67,7 @@ public enum TandemServerBuilder {
             // Test endpoints take any origin: conformance suites and load generators send their own.
             routes.webSockets["/echo"] = WebSocketRoute(handshake: hs, checkOrigin: false) { _, _ in EchoEndpoint() }
             routes.webSockets["/broadcast"] = WebSocketRoute(handshake: hs, checkOrigin: false) { _, loop in
-                if let hub = loop.storage["tandem.broadcast"] as? BroadcastHub { return hub }
-                let hub = BroadcastHub()
-                loop.storage["tandem.broadcast"] = hub
-                return hub
+                loop.local("tandem.broadcast") { BroadcastHub() }
             }
         }
         let files = StaticFiles(root: c.server.web)

@@ -83,10 +83,7 @@ final class WorkspaceChannel: KernelObserver {
 final class SessionRegistry {
     var sessions: [UInt64: ClientSession] = [:]
     static func on(_ loop: Loop) -> SessionRegistry {
-        if let r = loop.storage["tandem.sessions"] as? SessionRegistry { return r }
-        let r = SessionRegistry()
-        loop.storage["tandem.sessions"] = r
-        return r
+        loop.local("tandem.sessions") { SessionRegistry() }
     }
 }
 

@@ -247,10 +247,7 @@ final class PendingResponders {
     private var next: UInt64 = 0
     private var responders: [UInt64: HTTPResponder] = [:]
     static func on(_ loop: Loop) -> PendingResponders {
-        if let r = loop.storage["tandem.deferred"] as? PendingResponders { return r }
-        let r = PendingResponders()
-        loop.storage["tandem.deferred"] = r
-        return r
+        loop.local("tandem.deferred") { PendingResponders() }
     }
     func add(_ r: HTTPResponder) -> UInt64 {
         next += 1

@@ -147,10 +147,7 @@ extension WorkspaceServer {
 final class WatcherRegistry {
     var watchers: [String: WorkspaceWatcher] = [:]
     static func on(_ loop: Loop) -> WatcherRegistry {
-        if let r = loop.storage["tandem.watchers"] as? WatcherRegistry { return r }
-        let r = WatcherRegistry()
-        loop.storage["tandem.watchers"] = r
-        return r
+        loop.local("tandem.watchers") { WatcherRegistry() }
     }
 }
 

@@ -68,22 +68,27 @@ func withKernelService<T: Sendable>(_ c: TandemConfiguration, _ body: @escaping 
     logger.logLevel = Logger.Level(rawValue: c.log.level) ?? .info
     let group = try EventLoopGroup(count: 1, logger: logger)
     defer { group.shutdown() }
+    let cwd = currentDirectory(), log = logger
+    return try blockOn {
+        let service = try await KernelService.start(settings: c.kernels, base: cwd, loop: group.loops[0], logger: log)
+        do {
+            let v = try await body(service)
+            await service.shutdownAll()
+            return v
+        } catch {
+            await service.shutdownAll()
+            throw error
+        }
+    }
+}
+
+/// Runs async work from a synchronous command and waits for its result (the commands are
+/// synchronous ParsableCommands; their main thread has nothing else to do meanwhile).
+func blockOn<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    let cwd = currentDirectory()
     Task {
-        do {
-            let service = try await KernelService.start(settings: c.kernels, base: cwd, loop: group.loops[0], logger: logger)
-            do {
-                let v = try await body(service)
-                box.set(.success(v))
-            } catch {
-                box.set(.failure(error))
-            }
-            await service.shutdownAll()
-        } catch {
-            box.set(.failure(error))
-        }
+        do { box.set(.success(try await work())) } catch { box.set(.failure(error)) }
         done.signal()
     }
     done.wait()

@@ -32,21 +32,10 @@ struct WorkspaceApp {
             firstToken = try store.createToken(user: admin.id, name: "first start").plaintext
         }
         let group = try EventLoopGroup(count: 1, logger: logger)
-        let box = ResultBox<KernelService>()
-        let done = DispatchSemaphore(value: 0)
         let kernelSettings = c.kernels
-        Task {
-            do {
-                box.set(.success(try await KernelService.start(settings: kernelSettings, base: base, loop: group.loops[0], logger: logger)))
-            } catch {
-                box.set(.failure(error))
-            }
-            done.signal()
-        }
-        done.wait()
         let kernels: KernelService
         do {
-            kernels = try box.get()
+            kernels = try blockOn { try await KernelService.start(settings: kernelSettings, base: base, loop: group.loops[0], logger: logger) }
         } catch {
             group.shutdown()
             logger.critical("kernels cannot run on this host", metadata: ["error": "\(error)"])
@@ -87,13 +76,8 @@ struct WorkspaceApp {
 
     /// Stops every kernel (removing their containers) and the kernel loop.
     func stop() {
-        let done = DispatchSemaphore(value: 0)
         let kernels = self.kernels
-        Task {
-            await kernels.shutdownAll()
-            done.signal()
-        }
-        done.wait()
+        _ = try? blockOn { await kernels.shutdownAll() }
         kernelLoop.shutdown()
         try? audit?.close()
     }

@@ -130,13 +130,6 @@ func withWorkspaceServer<T: Sendable>(_ c: TandemConfiguration, _ body: @escapin
         app.stop()
         _ = try? FileManager.default.removeItem(atPath: c.server.data)
     }
-    let box = ResultBox<T>()
-    let done = DispatchSemaphore(value: 0)
     let port = server.port, wsid = ws.id.rawValue, loop = clients.loops[0]
-    Task {
-        do { box.set(.success(try await body(port, token, wsid, loop))) } catch { box.set(.failure(error)) }
-        done.signal()
-    }
-    done.wait()
-    return try box.get()
+    return try blockOn { try await body(port, token, wsid, loop) }
 }

@@ -193,6 +193,10 @@ import Glibc
             try await Task.sleep(nanoseconds: 100_000_000)
         }
         #expect(await f.service.state(workspace: "ws") == .stopped)
+        // The state says stopped at once; the container is gone once removed and reaped.
+        while await f.service.counts().containers > 0 && monotonicNanos() < deadline {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
         #expect(await f.service.counts().containers == 0)
         await f.close()
     }
